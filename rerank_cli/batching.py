@@ -1,0 +1,69 @@
+"""Length-sorted batches with dynamic padding, and putting scores back in input order.
+
+Sorting a window by length before cutting it into batches means each batch pads only to its own
+longest pair, so short documents do not pay for long ones; the caller never sees the sorted order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+    from tokenizers import Encoding
+
+T = TypeVar("T")
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, token_budget: int | None = None) -> list[NDArray[np.intp]]:
+    """Cut the positions of a window into batches of similar length, longest first.
+
+    A batch holds at most `batch_size` rows and, when `token_budget` is set, at most that many
+    padded tokens (rows x longest row), but always at least one row.
+    """
+    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[NDArray[np.intp]] = []
+    start = 0
+    while start < len(order):
+        longest = lengths[order[start]]  # rows are sorted longest first
+        rows = batch_size
+        if token_budget is not None:
+            rows = max(1, min(rows, token_budget // max(longest, 1)))
+        batches.append(order[start:start + rows])
+        start += rows
+    return batches
+
+
+def pad_batch(encodings: Sequence[Encoding], rows: NDArray[np.intp], pad_id: int,
+              with_types: bool) -> dict[str, NDArray[np.int64]]:
+    """Stack the chosen encodings into padded int64 arrays (padding to this batch's longest row)."""
+    width = max(len(encodings[i].ids) for i in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    types = np.zeros((len(rows), width), dtype=np.int64) if with_types else None
+    for r, i in enumerate(rows):
+        enc = encodings[i]
+        n = len(enc.ids)
+        ids[r, :n] = enc.ids
+        mask[r, :n] = 1
+        if types is not None:
+            types[r, :n] = enc.type_ids
+    arrays = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        arrays["token_type_ids"] = types
+    return arrays
+
+
+def windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Group a stream into lists of `size` (the last may be shorter); holds one window at a time."""
+    window: list[T] = []
+    for item in items:
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window

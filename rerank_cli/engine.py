@@ -1,0 +1,107 @@
+"""The cross-encoder: (query, document) pairs -> relevance scores. A library: no terminal code.
+
+    >>> from rerank_cli import Reranker
+    >>> Reranker("./my-model").score("capital of france", ["Paris is...", "Berlin is..."])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from .batching import pad_batch, plan_batches, windows
+from .encoding import PairEncoder
+from .models import ModelFiles, local_model
+from .session import Session
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+T = TypeVar("T")
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_WINDOW = 256  # pairs sorted together by length; also how often streamed output appears
+
+
+class Reranker:
+    """One cross-encoder model loaded for scoring (query, document) pairs on one execution provider.
+
+    Scores are raw logits by default (what the model outputs); `sigmoid=True` maps them to
+    probabilities in float64, so that high scores do not saturate into ties.
+    """
+
+    def __init__(self, model: str | Path, *, provider: str | None = None, threads: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE, max_length: int | None = None,
+                 onnx_file: str | None = None, sigmoid: bool = False) -> None:
+        self._init(local_model(Path(model), onnx_file), provider=provider, threads=threads,
+                   batch_size=batch_size, max_length=max_length, sigmoid=sigmoid)
+
+    @classmethod
+    def from_dir(cls, directory: str | Path, **options: object) -> Reranker:
+        """Load a model from a local directory (tokenizer.json, config.json and an .onnx file)."""
+        return cls(directory, **options)  # type: ignore[arg-type]
+
+    def _init(self, files: ModelFiles, *, provider: str | None, threads: int | None, batch_size: int,
+              max_length: int | None, sigmoid: bool) -> None:
+        if batch_size < 1:
+            from .errors import UsageError
+
+            raise UsageError(f"--batch-size {batch_size}: must be 1 or more")
+        self.files = files
+        self.encoder = PairEncoder.from_dir(files.directory, max_length)
+        self.session = Session(files.onnx, provider, threads)
+        self.batch_size = batch_size
+        self.sigmoid = sigmoid
+
+    @property
+    def max_length(self) -> int:
+        """The pair length limit in tokens (longer pairs are truncated longest-first)."""
+        return self.encoder.max_length
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> NDArray[np.floating]:
+        """Score many (query, doc) pairs; one score per pair, in input order."""
+        parts = [self._score_window(list(w)) for w in windows(pairs, DEFAULT_WINDOW)]
+        if not parts:
+            return np.zeros(0, dtype=np.float64 if self.sigmoid else np.float32)
+        return np.concatenate(parts)
+
+    def score(self, query: str, docs: Sequence[str]) -> NDArray[np.floating]:
+        """Score documents against one query; one score per document, in input order."""
+        return self.score_pairs([(query, d) for d in docs])
+
+    def rerank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        """(index, score) of the documents, best first; ties keep input order."""
+        scores = self.score(query, docs)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(int(i), float(scores[i])) for i in order]
+
+    def stream(self, query: str, items: Iterable[T], text: Callable[[T], str],
+               window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float]]]:
+        """Score a stream window by window: yields each window's items with their scores, in order.
+
+        Only one window is held at a time, so memory stays flat however long the input is.
+        Scores come as Python floats (float32 logits at their shortest exact decimal form).
+        """
+        for chunk in windows(items, window):
+            scores = self._score_window([(query, text(item)) for item in chunk])
+            yield chunk, as_floats(scores)
+
+    def _score_window(self, pairs: list[tuple[str, str]]) -> NDArray[np.floating]:
+        encodings = self.encoder.encode(pairs)
+        lengths = [len(e.ids) for e in encodings]
+        logits = np.empty(len(pairs), dtype=np.float32)
+        with_types = self.session.wants_token_types
+        for rows in plan_batches(lengths, self.batch_size):
+            logits[rows] = self.session.run(pad_batch(encodings, rows, self.encoder.pad_id, with_types))
+        if self.sigmoid:
+            return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        return logits
+
+
+def as_floats(scores: NDArray[np.floating]) -> list[float]:
+    """Python floats for writers; float32 values keep their shortest exact decimal (0.5, not 0.500000011)."""
+    if scores.dtype == np.float32:
+        return [float(s) for s in scores.astype(str)]
+    return scores.tolist()

@@ -1,0 +1,160 @@
+"""Files and stdin -> record iterators: JSONL, plain text (one document per line) or a JSON array.
+
+Readers know nothing about models: they yield `Record`s that remember where they came from, so
+that every later error can say `FILE:LINE: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import IO, Any
+
+import orjson
+
+from .errors import InputError, NoInputError
+
+STDIN = "-"
+
+
+class InputFormat(str, Enum):
+    """How input files are parsed; auto decides by extension, then by the first byte."""
+
+    auto = "auto"
+    jsonl = "jsonl"
+    text = "text"
+    json = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input document as read: a JSON object, a bare JSON string, or a plain-text line."""
+
+    data: Any
+    source: str
+    line: int
+    element: bool = False  # True inside a JSON array: `line` is then the 0-based element number
+
+    def where(self) -> str:
+        """`FILE:LINE` (or `FILE: element N` inside a JSON array) for error messages."""
+        return f"{self.source}: element {self.line}" if self.element else f"{self.source}:{self.line}"
+
+
+_EXTENSIONS = {
+    ".jsonl": InputFormat.jsonl, ".ndjson": InputFormat.jsonl, ".jsonlines": InputFormat.jsonl,
+    ".json": InputFormat.json, ".txt": InputFormat.text, ".text": InputFormat.text,
+}
+
+
+def check_sources(paths: Sequence[str]) -> list[str]:
+    """Return the inputs to read (stdin when none), failing before any output if a file is missing."""
+    paths = list(paths) or [STDIN]
+    for path in paths:
+        if path == STDIN:
+            continue
+        if not os.path.exists(path):
+            raise NoInputError(f"{path}: no such file")
+        if os.path.isdir(path):
+            raise NoInputError(f"{path}: is a directory, not a file of documents")
+        if not os.access(path, os.R_OK):
+            raise NoInputError(f"{path}: permission denied")
+    return paths
+
+
+def read_records(paths: Sequence[str], fmt: InputFormat = InputFormat.auto,
+                 stdin: IO[bytes] | None = None) -> Iterator[Record]:
+    """Yield the records of every input in order; `-` reads stdin (the default when no path is given)."""
+    for path in check_sources(paths):
+        if path == STDIN:
+            stream = stdin or sys.stdin.buffer
+            if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
+                stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+            yield from _read_stream(stream, "<stdin>", fmt)
+            continue
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the generator ends
+        except OSError as exc:
+            raise NoInputError(f"{path}: cannot open ({exc.strerror})") from exc
+        with fh:
+            yield from _read_stream(fh, path, _by_extension(path, fmt))
+
+
+def _by_extension(path: str, fmt: InputFormat) -> InputFormat:
+    if fmt is not InputFormat.auto:
+        return fmt
+    found = _EXTENSIONS.get(os.path.splitext(path)[1].lower(), InputFormat.auto)
+    # A `.json` file is often JSONL in disguise: let its first byte decide between the two.
+    return InputFormat.auto if found is InputFormat.json else found
+
+
+def _sniff(fh: IO[bytes]) -> InputFormat:
+    """Decide the format from the first non-blank byte without consuming it."""
+    head = fh.peek(4096)  # type: ignore[attr-defined]
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first == b"[":
+        return InputFormat.json
+    if first in (b"{", b'"'):
+        return InputFormat.jsonl
+    return InputFormat.text
+
+
+def _read_stream(fh: IO[bytes], source: str, fmt: InputFormat) -> Iterator[Record]:
+    if fmt is InputFormat.auto:
+        fmt = _sniff(fh)
+    if fmt is InputFormat.jsonl:
+        return _read_jsonl(fh, source)
+    if fmt is InputFormat.json:
+        return _read_json_array(fh, source)
+    return _read_text(fh, source)
+
+
+def _strip_bom(raw: bytes, lineno: int) -> bytes:
+    return raw[3:] if lineno == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+
+
+def _read_jsonl(fh: IO[bytes], source: str) -> Iterator[Record]:
+    for lineno, raw in enumerate(fh, 1):
+        raw = _strip_bom(raw, lineno)
+        if not raw.strip():
+            continue  # blank lines separate nothing in JSONL; an empty document is `""`
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{source}:{lineno}: invalid JSON: {exc}") from exc
+        yield Record(_document_value(value, f"{source}:{lineno}"), source, lineno)
+
+
+def _read_text(fh: IO[bytes], source: str) -> Iterator[Record]:
+    for lineno, raw in enumerate(fh, 1):
+        try:
+            text = _strip_bom(raw, lineno).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{source}:{lineno}: invalid UTF-8 at byte {exc.start}") from exc
+        yield Record(text.rstrip("\r\n"), source, lineno)
+
+
+def _read_json_array(fh: IO[bytes], source: str) -> Iterator[Record]:
+    try:
+        value = orjson.loads(_strip_bom(fh.read(), 1))
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(value, list):
+        raise InputError(f"{source}: expected a JSON array of documents, got {_kind(value)}")
+    for i, item in enumerate(value):
+        yield Record(_document_value(item, f"{source}: element {i}"), source, i, element=True)
+
+
+def _document_value(value: Any, where: str) -> Any:
+    if isinstance(value, (dict, str)):
+        return value
+    raise InputError(f"{where}: expected a JSON object or string, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number",
+             float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

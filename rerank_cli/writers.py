@@ -1,0 +1,168 @@
+"""Scored records -> table / JSONL / JSON / TSV on stdout. Writers get plain floats, never arrays.
+
+A JSONL record is the input record with our keys added (`index`, `score`, `rank`); every other
+field passes through untouched and in order. If the input already has one of our keys (retrievers
+often send `score`), its value is kept under `input_<key>` in the same position: never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+from typing import IO, Any
+
+import orjson
+
+from .errors import InputError, OutputError
+from .pairs import Scored, doc_text
+
+
+class OutputFormat(str, Enum):
+    """Output formats; auto is a table on a terminal and JSONL when piped."""
+
+    auto = "auto"
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    tsv = "tsv"
+
+
+def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
+    """The JSON object written for one scored record."""
+    ours = {"index": row.index, score_key: row.score}
+    if row.rank is not None:
+        ours["rank"] = row.rank
+    data = row.record.data
+    if isinstance(data, str):
+        return {"index": row.index, "text": data, **{k: v for k, v in ours.items() if k != "index"}}
+    if any(k in data for k in ours):
+        data = _keep_input_values(row, data, ours)
+    return {**data, **ours}
+
+
+def _keep_input_values(row: Scored, data: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ours:
+            moved = f"input_{key}"
+            if moved in data:
+                raise InputError(f"{row.record.where()}: has both {key!r} and {moved!r}; "
+                                 f"choose another output key with --score-key")
+            key = moved
+        kept[key] = value
+    return kept
+
+
+class Writer:
+    """Base: writes batches of scored rows to a binary stream, flushing each batch."""
+
+    def __init__(self, out: IO[bytes], score_key: str, field: str) -> None:
+        self.out, self.score_key, self.field = out, score_key, field
+        self.count = 0
+
+    def write(self, rows: Sequence[Scored]) -> None:
+        """Write one batch of rows and flush, so a consumer sees progress."""
+        if rows:
+            self._emit(b"".join(self._encode(r) for r in rows))
+        self.count += len(rows)
+
+    def close(self) -> None:
+        """Finish the document (closing bracket, table) and flush."""
+        self.out.flush()
+
+    def _encode(self, row: Scored) -> bytes:
+        return orjson.dumps(output_record(row, self.score_key)) + b"\n"
+
+    def _emit(self, data: bytes) -> None:
+        try:
+            self.out.write(data)
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write output: {exc.strerror or exc}") from exc
+
+
+class JsonWriter(Writer):
+    """A JSON array written element by element (valid JSON only once closed)."""
+
+    def write(self, rows: Sequence[Scored]) -> None:
+        if rows:
+            sep = b",\n" if self.count else b"[\n"
+            self._emit(sep + b",\n".join(orjson.dumps(output_record(r, self.score_key)) for r in rows))
+        self.count += len(rows)
+
+    def close(self) -> None:
+        self._emit(b"\n]\n" if self.count else b"[]\n")
+
+
+class TsvWriter(Writer):
+    """Tab-separated: a header, then index, [rank,] score, text (tabs and newlines escaped)."""
+
+    def __init__(self, out: IO[bytes], score_key: str, field: str, ranked: bool) -> None:
+        super().__init__(out, score_key, field)
+        self.ranked = ranked
+
+    def write(self, rows: Sequence[Scored]) -> None:
+        if not self.count:
+            self._emit(b"index\trank\tscore\ttext\n" if self.ranked else b"index\tscore\ttext\n")
+        super().write(rows)
+
+    def _encode(self, row: Scored) -> bytes:
+        rank = f"{row.rank}\t" if self.ranked else ""
+        return f"{row.index}\t{rank}{row.score!r}\t{_escape(doc_text(row.record, self.field))}\n".encode()
+
+
+class TableWriter(Writer):
+    """A rich table for people at a terminal (scores rounded for display only)."""
+
+    def __init__(self, text_out: IO[str], score_key: str, field: str, ranked: bool) -> None:
+        super().__init__(text_out.buffer, score_key, field)  # type: ignore[attr-defined]
+        self.text_out, self.ranked = text_out, ranked
+        self.rows: list[Scored] = []
+
+    def write(self, rows: Sequence[Scored]) -> None:
+        self.rows.extend(rows)
+        self.count += len(rows)
+
+    def close(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console(file=self.text_out, highlight=False)
+        table = Table(show_edge=False, pad_edge=False)
+        cells = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}"] for r in self.rows]
+        headers = (["rank"] if self.ranked else []) + ["index", self.score_key]
+        widths = [max([len(h)] + [len(c[col]) for c in cells]) for col, h in enumerate(headers)]
+        for header, width in zip(headers, widths):
+            table.add_column(header, justify="right", no_wrap=True, min_width=width)
+        # Numbers never shrink: only the text is cut (with an ellipsis) to fit the terminal.
+        room = max(10, console.width - sum(widths) - 3 * len(widths))
+        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=room)
+        for row, numbers in zip(self.rows, cells):
+            table.add_row(*numbers, doc_text(row.record, self.field).replace("\n", " "))
+        if self.rows:
+            console.print(table, markup=False)
+        self.text_out.flush()
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def open_writer(fmt: OutputFormat, stdout: IO[str], *, ranked: bool, score_key: str = "score",
+                field: str = "text") -> Writer:
+    """The writer for a format; auto picks a table on a terminal and JSONL otherwise.
+
+    Machine formats write UTF-8 bytes to `stdout.buffer`; the table goes through rich.
+    """
+    if fmt is OutputFormat.auto:
+        fmt = OutputFormat.table if stdout.isatty() else OutputFormat.jsonl
+    if fmt is OutputFormat.table:
+        return TableWriter(stdout, score_key, field, ranked)
+    out: IO[bytes] = stdout.buffer  # type: ignore[attr-defined]
+    if fmt is OutputFormat.tsv:
+        return TsvWriter(out, score_key, field, ranked)
+    if fmt is OutputFormat.json:
+        return JsonWriter(out, score_key, field)
+    return Writer(out, score_key, field)

@@ -1,0 +1,74 @@
+"""The real binary in a subprocess: what CliRunner cannot show (pipes, TTY choices, imports, exits)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import BERT, PAIRS, TOLERANCE, reference_scores
+
+RERANK = [sys.executable, "-m", "rerank_cli"]
+HEAVY = ("numpy", "onnxruntime", "tokenizers", "huggingface_hub")
+
+
+def test_fresh_interpreter_does_not_import_heavy_libraries() -> None:
+    # A warm test process would already hold these modules; only a fresh interpreter shows laziness.
+    code = f"import rerank_cli.cli, sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_help_runs_without_heavy_imports() -> None:
+    # `-X importtime` lists every module the real `--help` imports.
+    out = subprocess.run([*RERANK[:1], "-X", "importtime", "-m", "rerank_cli", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: rerank" in out.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert not imported.intersection(HEAVY)
+
+
+def test_shell_pipeline_into_another_process(tmp_path: Path) -> None:
+    # A real pipe: stdout is not a TTY, so auto format must be JSONL and parse line by line downstream.
+    docs = tmp_path / "d.txt"
+    docs.write_text("".join(d.replace("\n", " ") + "\n" for q, d in PAIRS[:3]))
+    pipeline = f"{' '.join(RERANK)} score -q '{PAIRS[0][0]}' -m '{BERT}' '{docs}' | {sys.executable} -c " \
+               "\"import sys, json; [print(json.loads(l)['score']) for l in sys.stdin]\""
+    out = subprocess.run(pipeline, shell=True, capture_output=True, text=True, check=True)
+    scores = [float(x) for x in out.stdout.split()]
+    assert max(abs(a - b) for a, b in zip(scores, reference_scores("tiny-bert")[:3])) < TOLERANCE
+
+
+def test_stdin_pipe_and_exit_codes(tmp_path: Path) -> None:
+    # Exit codes must survive the console-script path, not only CliRunner.
+    ok = subprocess.run([*RERANK, "rerank", "-q", "q", "-m", str(BERT), "-k", "1"], input=b'"a"\n"b"\n',
+                        capture_output=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["rank"] == 1
+    bad = subprocess.run([*RERANK, "score", "-q", "q", "-m", str(BERT)], input=b'{"text": 1}\n', capture_output=True)
+    assert bad.returncode == 65 and bad.stderr == b"rerank: error: <stdin>:1: field 'text' is int, not a string\n"
+    missing = subprocess.run([*RERANK, "score", "-q", "q", str(tmp_path / "x.jsonl")], capture_output=True)
+    assert missing.returncode == 66
+
+
+def test_broken_pipe_exits_quietly(tmp_path: Path) -> None:
+    # `| head -1` closes the pipe early: no BrokenPipeError traceback, exit 141 like cat or grep.
+    docs = tmp_path / "many.txt"
+    docs.write_text("".join(f"document {i} about paris\n" for i in range(3000)))
+    proc = subprocess.Popen([*RERANK, "score", "-q", "q", "-m", str(BERT), str(docs)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141
+    assert json.loads(first)["index"] == 0
+    assert b"Traceback" not in err and b"BrokenPipe" not in err and err == b""
+
+
+def test_no_color_plain_table_when_forced_format(tmp_path: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    out = subprocess.run([*RERANK, "rerank", "-q", "q", "-m", str(BERT), "-f", "table"], input=b"a\nb\n",
+                         capture_output=True, env=env)
+    assert out.returncode == 0 and b"\x1b[" not in out.stdout and b"rank" in out.stdout
