@@ -14,15 +14,15 @@ import typer
 from typer.core import TyperGroup
 
 from . import __version__
-from .console import err_console, error
+from .console import download_progress, err_console, error
 from .errors import EXIT_CODES, RerankError
+from .models import DEFAULT_MODEL
 from .readers import InputFormat, check_sources, read_records
 from .writers import OutputFormat, open_writer
 
 if TYPE_CHECKING:
     from .engine import Reranker
 
-DEFAULT_MODEL = "Xenova/ms-marco-MiniLM-L-6-v2"
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
 
 
@@ -107,16 +107,25 @@ OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", show_default=Fal
 ScoreKey = Annotated[str, typer.Option("--score-key", help="Output key for the score (an input value under "
                                        "the same key is kept as input_<key>).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+Variant = Annotated[Optional[str], typer.Option("--variant", show_default=False,
+                                               help="A published variant of the model: quantized, int8, fp16, ...")]
+Revision = Annotated[Optional[str], typer.Option("--revision", show_default=False,
+                                                help="Hub branch, tag or commit to use [default: main].")]
+CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", envvar="RERANK_CACHE_DIR", show_default=False,
+                                                help="Model cache [default: huggingface_hub's, from HF_HOME].")]
+Offline = Annotated[bool, typer.Option("--offline", help="Never touch the network (also HF_HUB_OFFLINE=1).")]
+Refresh = Annotated[bool, typer.Option("--refresh", help="Check the hub for a newer revision of a cached model.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars or warnings on stderr.")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, show_default=False,
                                              help="Keep only the K best documents [default: all].")]
 
 
-def _engine(model: str, *, onnx_file: str | None, provider: str | None, threads: int | None,
-            batch_size: int, max_length: int | None, sigmoid: bool) -> Reranker:
+def _engine(model: str, *, quiet: bool, **options: Any) -> Reranker:
+    """Load the engine, showing download bars on stderr if the model has to be pulled first."""
     from .engine import Reranker
 
-    return Reranker(model, provider=provider, threads=threads, batch_size=batch_size,
-                    max_length=max_length, onnx_file=onnx_file, sigmoid=sigmoid)
+    with download_progress(quiet) as progress:
+        return Reranker(model, progress=progress, **options)
 
 
 @app.command()
@@ -124,8 +133,9 @@ def score(
     ctx: typer.Context, query: Query, files: Files = None, model: Model = DEFAULT_MODEL, field: Field = "text",
     input_format: InFormat = InputFormat.auto, output_format: OutFormat = OutputFormat.auto,
     batch_size: BatchSize = 32, max_length: MaxLength = None, provider: Provider = None,
-    threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
-    score_key: ScoreKey = "score", debug: Debug = False,
+    threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None, variant: Variant = None,
+    revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False, refresh: Refresh = False,
+    score_key: ScoreKey = "score", quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -138,8 +148,9 @@ def score(
 
     _set_debug(ctx, debug)
     paths = check_sources(files or [])
-    engine = _engine(model, onnx_file=onnx_file, provider=provider, threads=threads, batch_size=batch_size,
-                     max_length=max_length, sigmoid=sigmoid)
+    engine = _engine(model, quiet=quiet, onnx_file=onnx_file, variant=variant, revision=revision,
+                     cache_dir=cache_dir, offline=offline, refresh=refresh, provider=provider, threads=threads,
+                     batch_size=batch_size, max_length=max_length, sigmoid=sigmoid)
     writer = open_writer(output_format, sys.stdout, ranked=False, score_key=score_key, field=field)
     for window in score_stream(engine, query, read_records(paths, input_format), field):
         writer.write(window)
@@ -151,8 +162,9 @@ def rerank(
     ctx: typer.Context, query: Query, files: Files = None, top_k: TopK = None, model: Model = DEFAULT_MODEL,
     field: Field = "text", input_format: InFormat = InputFormat.auto,
     output_format: OutFormat = OutputFormat.auto, batch_size: BatchSize = 32, max_length: MaxLength = None,
-    provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False,
-    onnx_file: OnnxFile = None, score_key: ScoreKey = "score", debug: Debug = False,
+    provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
+    variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
+    refresh: Refresh = False, score_key: ScoreKey = "score", quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
 
@@ -165,12 +177,18 @@ def rerank(
 
     _set_debug(ctx, debug)
     paths = check_sources(files or [])
-    engine = _engine(model, onnx_file=onnx_file, provider=provider, threads=threads, batch_size=batch_size,
-                     max_length=max_length, sigmoid=sigmoid)
+    engine = _engine(model, quiet=quiet, onnx_file=onnx_file, variant=variant, revision=revision,
+                     cache_dir=cache_dir, offline=offline, refresh=refresh, provider=provider, threads=threads,
+                     batch_size=batch_size, max_length=max_length, sigmoid=sigmoid)
     ranked = rank(engine, query, read_records(paths, input_format), field, top_k)
     writer = open_writer(output_format, sys.stdout, ranked=True, score_key=score_key, field=field)
     writer.write(ranked)
     writer.close()
+
+
+from .cli_models import models_app  # noqa: E402 - the group needs the option types above
+
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:

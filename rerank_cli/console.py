@@ -5,11 +5,15 @@ rich honours NO_COLOR, FORCE_COLOR and non-TTY streams, so no ANSI codes are wri
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from .hub import Progress
 
 
 @lru_cache(maxsize=1)
@@ -28,3 +32,30 @@ def error(message: str) -> None:
 def warn(message: str) -> None:
     """Print `rerank: warning: ...` as one plain line."""
     err_console().print(f"rerank: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def download_progress(quiet: bool = False) -> Iterator[Progress | None]:
+    """A rich download bar per file on stderr, or None when quiet or stderr is not a terminal."""
+    console = err_console()
+    if quiet or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+    from rich.progress import Progress as Bars
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Bars(*columns, console=console, transient=False) as bars:
+
+        def on_file(name: str, total: int | None) -> Callable[[int], None]:
+            task = bars.add_task(name, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield on_file

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .batching import pad_batch, plan_batches, windows
 from .encoding import PairEncoder
-from .models import ModelFiles, local_model
+from .hub import Progress, resolve
+from .models import DEFAULT_MODEL, ModelFiles, local_model
 from .session import Session
 
 if TYPE_CHECKING:
@@ -32,19 +33,30 @@ class Reranker:
     probabilities in float64, so that high scores do not saturate into ties.
     """
 
-    def __init__(self, model: str | Path, *, provider: str | None = None, threads: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, max_length: int | None = None,
-                 onnx_file: str | None = None, sigmoid: bool = False) -> None:
-        self._init(local_model(Path(model), onnx_file), provider=provider, threads=threads,
-                   batch_size=batch_size, max_length=max_length, sigmoid=sigmoid)
+    def __init__(self, model: str | Path = DEFAULT_MODEL, *, provider: str | None = None,
+                 threads: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE, max_length: int | None = None,
+                 onnx_file: str | None = None, variant: str | None = None, revision: str | None = None,
+                 cache_dir: str | Path | None = None, offline: bool = False, refresh: bool = False,
+                 sigmoid: bool = False, progress: Progress | None = None) -> None:
+        """Load a model: a local directory, a registry name or a hub repo id (pulled on first use).
+
+        A cached model loads with no network request; `offline=True` (or HF_HUB_OFFLINE=1) never
+        touches the network, and `refresh=True` checks the hub for a newer revision.
+        """
+        files = resolve(model, variant=variant, revision=revision, onnx_file=onnx_file, cache=cache_dir,
+                        offline=offline, refresh=refresh, progress=progress)
+        self._init(files, provider=provider, threads=threads, batch_size=batch_size, max_length=max_length,
+                   sigmoid=sigmoid)
 
     @classmethod
-    def from_dir(cls, directory: str | Path, **options: object) -> Reranker:
-        """Load a model from a local directory (tokenizer.json, config.json and an .onnx file)."""
-        return cls(directory, **options)  # type: ignore[arg-type]
+    def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
+        """Load a model from a local directory only (tokenizer.json, config.json and an .onnx file)."""
+        engine = cls.__new__(cls)
+        engine._init(local_model(Path(directory), onnx_file), **options)
+        return engine
 
-    def _init(self, files: ModelFiles, *, provider: str | None, threads: int | None, batch_size: int,
-              max_length: int | None, sigmoid: bool) -> None:
+    def _init(self, files: ModelFiles, *, provider: str | None = None, threads: int | None = None,
+              batch_size: int = DEFAULT_BATCH_SIZE, max_length: int | None = None, sigmoid: bool = False) -> None:
         if batch_size < 1:
             from .errors import UsageError
 

@@ -126,24 +126,36 @@ class TableWriter(Writer):
         self.count += len(rows)
 
     def close(self) -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        console = Console(file=self.text_out, highlight=False)
-        table = Table(show_edge=False, pad_edge=False)
-        cells = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}"] for r in self.rows]
-        headers = (["rank"] if self.ranked else []) + ["index", self.score_key]
-        widths = [max([len(h)] + [len(c[col]) for c in cells]) for col, h in enumerate(headers)]
-        for header, width in zip(headers, widths):
-            table.add_column(header, justify="right", no_wrap=True, min_width=width)
-        # Numbers never shrink: only the text is cut (with an ellipsis) to fit the terminal.
-        room = max(10, console.width - sum(widths) - 3 * len(widths))
-        table.add_column("text", overflow="ellipsis", no_wrap=True, max_width=room)
-        for row, numbers in zip(self.rows, cells):
-            table.add_row(*numbers, doc_text(row.record, self.field).replace("\n", " "))
-        if self.rows:
-            console.print(table, markup=False)
+        headers = (["rank"] if self.ranked else []) + ["index", self.score_key, "text"]
+        rows = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}",
+                                                           doc_text(r.record, self.field).replace("\n", " ")]
+                for r in self.rows]
+        if rows:
+            print_table(self.text_out, headers, rows, right=len(headers) - 1)
         self.text_out.flush()
+
+
+def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0,
+                wrap_last: bool = False) -> None:
+    """A rich table whose columns keep their full width except the last, which is cut or wrapped to fit.
+
+    rich would otherwise shrink every column of a too-wide table, numbers included. The first
+    `right` columns are right-aligned (numbers).
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, highlight=False)
+    table = Table(show_edge=False, pad_edge=False)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
+    for i, (header, width) in enumerate(zip(headers, widths)):
+        table.add_column(header, justify="right" if i < right else "left", no_wrap=True, min_width=width)
+    room = max(10, console.width - sum(widths) - 3 * len(widths))
+    table.add_column(headers[-1], overflow="fold" if wrap_last else "ellipsis", no_wrap=not wrap_last,
+                     max_width=room)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table, markup=False)
 
 
 def _escape(text: str) -> str:

@@ -1,0 +1,244 @@
+"""The model store against a loopback Hub: pulls, the cache, offline use, cut transfers, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from conftest import BERT, PAIRS, TOLERANCE, XLMR, reference_scores
+from hubserver import HubServer
+from typer.testing import CliRunner
+
+from rerank_cli import Reranker
+from rerank_cli.cli import app
+from rerank_cli.hub import cache_dir, locate, target_for
+
+runner = CliRunner()
+BERT_FILES = {name: BERT / name for name in ("config.json", "tokenizer.json", "tokenizer_config.json",
+                                             "special_tokens_map.json", "onnx/model.onnx",
+                                             "onnx/model_quantized.onnx")}
+NEVER = {"pytorch_model.bin": b"\0" * 300_000, "README.md": b"# tiny"}  # a pull must not fetch these
+QUERY = PAIRS[0][0]
+DOCS = [d for q, d in PAIRS if q == QUERY]
+
+
+def run(*args: str, stdin: str | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=stdin)
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch):
+    server = HubServer().start()
+    server.add_repo("org/tiny-bert", {**BERT_FILES, **NEVER})
+    # The default registry model, served from the tiny model so the real default path is exercised.
+    server.add_repo("Xenova/ms-marco-MiniLM-L-6-v2", BERT_FILES)
+    server.add_repo("org/tiny-xlmr-ext", {
+        **{n: XLMR / n for n in ("config.json", "tokenizer.json", "tokenizer_config.json")},
+        "onnx/model.onnx": XLMR / "onnx-ext/model.onnx", "onnx/model.onnx_data": XLMR / "onnx-ext/model.onnx_data"})
+    server.add_repo("org/odd-layout", {"config.json": BERT / "config.json", "tokenizer.json": BERT / "tokenizer.json",
+                                       "weights/reranker.onnx": BERT / "onnx/model.onnx"})
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    yield server
+    server.stop()
+
+
+def scores_of(result) -> list[float]:
+    assert result.exit_code == 0, result.stderr
+    return [orjson.loads(line)["score"] for line in result.stdout.splitlines()]
+
+
+def bert_refs() -> list[float]:
+    return [s for (q, _), s in zip(PAIRS, reference_scores("tiny-bert")) if q == QUERY]
+
+
+def docs_input() -> str:
+    return "".join(orjson.dumps(d).decode() + "\n" for d in DOCS)
+
+
+def test_pull_fetches_only_needed_files_and_a_second_pull_nothing(hub: HubServer) -> None:
+    result = run("models", "pull", "org/tiny-bert")
+    assert result.exit_code == 0, result.stderr
+    fetched = sorted(p.split("/resolve/")[1].split("/", 1)[1] for p in hub.gets())
+    assert fetched == ["config.json", "onnx/model.onnx", "special_tokens_map.json", "tokenizer.json",
+                       "tokenizer_config.json"]
+    before = len(hub.requests)
+    again = run("models", "pull", "org/tiny-bert")
+    assert again.exit_code == 0 and "already cached" in again.stderr
+    assert len(hub.requests) == before  # no request at all, let alone a download
+
+
+def test_scoring_a_cached_model_makes_zero_requests(hub: HubServer) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    before = len(hub.requests)
+    scores = scores_of(run("score", "-q", QUERY, "-m", "org/tiny-bert", "-", stdin=docs_input()))
+    assert len(hub.requests) == before
+    np.testing.assert_allclose(scores, bert_refs(), atol=TOLERANCE, rtol=0)
+
+
+def test_first_use_pulls_then_works_offline_with_the_server_stopped(hub: HubServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    first = run("score", "-q", QUERY, "-m", "org/tiny-bert", stdin=docs_input())
+    np.testing.assert_allclose(scores_of(first), bert_refs(), atol=TOLERANCE, rtol=0)
+    hub.stop()
+    for flags, env in (([], {}), (["--offline"], {}), ([], {"HF_HUB_OFFLINE": "1"})):
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        again = run("score", "-q", QUERY, "-m", "org/tiny-bert", *flags, stdin=docs_input())
+        np.testing.assert_allclose(scores_of(again), bert_refs(), atol=TOLERANCE, rtol=0)
+
+
+def test_offline_and_not_cached_names_the_fix(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = run("score", "-q", "q", "-m", "org/tiny-bert", stdin="x\n")
+    assert result.exit_code == 69
+    assert "not in the cache" in result.stderr and "rerank models pull org/tiny-bert" in result.stderr
+    assert hub.requests == []
+    assert run("score", "-q", "q", "-m", "org/tiny-bert", "--offline", stdin="x\n").exit_code == 69
+
+
+def test_cut_transfer_leaves_no_model_and_a_rerun_completes(hub: HubServer) -> None:
+    hub.cuts["onnx/model.onnx"] = 50  # every attempt of this call is cut half-way
+    failed = run("models", "pull", "org/tiny-bert")
+    assert failed.exit_code == 69 and "Traceback" not in failed.stderr
+    cache = cache_dir()
+    assert locate(target_for("org/tiny-bert"), cache) is None
+    assert not (cache / "models--org--tiny-bert" / "refs" / "main").exists()
+    offline = run("score", "-q", "q", "-m", "org/tiny-bert", "--offline", stdin="x\n")
+    assert offline.exit_code == 69  # the half model is never loaded
+    hub.cuts.clear()
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    np.testing.assert_allclose(scores_of(run("score", "-q", QUERY, "-m", "org/tiny-bert", "--offline",
+                                             stdin=docs_input())), bert_refs(), atol=TOLERANCE, rtol=0)
+    assert not list(cache.rglob("*.incomplete"))
+
+
+def test_a_single_dropped_connection_is_retried_within_the_pull(hub: HubServer) -> None:
+    hub.cuts["onnx/model.onnx"] = 1
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    assert len(hub.gets("onnx/model.onnx")) >= 2
+    assert locate(target_for("org/tiny-bert"), cache_dir()) is not None
+
+
+def test_missing_repo_and_missing_onnx_file(hub: HubServer) -> None:
+    missing = run("score", "-q", "q", "-m", "org/nope", stdin="x\n")
+    assert missing.exit_code == 69 and "org/nope: repository not found" in missing.stderr
+    odd = run("models", "pull", "org/odd-layout")
+    assert odd.exit_code == 69
+    assert "no onnx/model.onnx or model.onnx in the repo; its .onnx files: weights/reranker.onnx" in odd.stderr
+    named = run("models", "pull", "org/tiny-bert", "--onnx-file", "onnx/model_int4.onnx")
+    assert named.exit_code == 69 and "onnx/model.onnx, onnx/model_quantized.onnx" in named.stderr
+    assert run("models", "pull", "org/odd-layout", "--onnx-file", "weights/reranker.onnx").exit_code == 0
+
+
+def test_external_data_model(hub: HubServer) -> None:
+    assert run("models", "pull", "org/tiny-xlmr-ext").exit_code == 0
+    assert len(hub.gets("onnx/model.onnx_data")) == 1
+    engine = Reranker("org/tiny-xlmr-ext", offline=True)
+    np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores("tiny-xlmr"), atol=TOLERANCE, rtol=0)
+
+
+def test_variant_fetches_only_its_onnx_file(hub: HubServer) -> None:
+    result = run("models", "pull", "org/tiny-bert", "--variant", "quantized")
+    assert result.exit_code == 0, result.stderr
+    assert hub.gets("onnx/model_quantized.onnx") and not hub.gets("onnx/model.onnx")
+    engine = Reranker("org/tiny-bert", variant="quantized", offline=True)
+    assert engine.files.onnx.name == "model_quantized.onnx"
+    # int8 weights move scores (the tiny model has unusually wide weights); the signal must survive.
+    assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-bert"))[0, 1] > 0.8
+    assert run("score", "-q", "q", "-m", "Xenova/ms-marco-MiniLM-L-6-v2", "--variant", "int3",
+               stdin="x\n").exit_code == 2
+
+
+def test_models_list_path_rm_for_the_default_model(hub: HubServer) -> None:
+    listed = orjson.loads(run("models", "list", "--json").stdout)
+    default = next(m for m in listed if m["default"])
+    assert default["name"] == "Xenova/ms-marco-MiniLM-L-6-v2" and default["cached"] is False
+    assert {"size_gb", "license", "max_length", "languages", "description", "variants"} <= set(default)
+    assert any(m["non_commercial"] for m in listed)
+    assert run("models", "path", default["name"]).exit_code == 69
+    assert run("models", "pull").exit_code == 0  # no name: the default model
+    path = Path(run("models", "path", "xenova/MS-MARCO-MiniLM-L-6-v2").stdout.strip())
+    assert (path / "tokenizer.json").is_file() and (path / "onnx/model.onnx").is_file()
+    listed = orjson.loads(run("models", "list", "--json").stdout)
+    assert next(m for m in listed if m["default"])["cached_variants"] == ["default"]
+    table = run("models", "list").stdout
+    assert "Xenova/ms-marco-MiniLM-L-6-v2" in table and "non-commercial" in table
+    removed = run("models", "rm", default["name"])
+    assert removed.exit_code == 0 and "MB freed" in removed.stderr and not path.exists()
+    assert orjson.loads(run("models", "list", "--json").stdout)[0]["cached"] is False
+    assert "was not cached" in run("models", "rm", default["name"]).stderr
+
+
+def test_readme_main_job_with_the_default_model(hub: HubServer) -> None:
+    result = run("rerank", "-q", "what is the capital of france", Path(__file__).parents[1] / "examples/docs.jsonl")
+    assert result.exit_code == 0, result.stderr
+    rows = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [r["rank"] for r in rows] == list(range(1, 9)) and {r["id"] for r in rows} == {f"d{i}" for i in range(1, 9)}
+
+
+def test_unknown_registry_name_suggests_close_names() -> None:
+    result = run("score", "-q", "q", "-m", "ms-marco-minilm", stdin="x\n")
+    assert result.exit_code == 2
+    assert "did you mean Xenova/ms-marco-MiniLM-L-6-v2" in result.stderr
+
+
+def test_unreachable_hub_is_one_line_and_quick(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = HubServer().start()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    server.stop()  # nothing listens on that port any more
+    started = time.monotonic()
+    result = run("rerank", "-q", "q", "-m", "org/tiny-bert", stdin="x\n")
+    assert time.monotonic() - started < 15
+    assert result.exit_code == 69
+    assert result.stderr.count("\n") == 1 and "cannot reach the Hugging Face Hub" in result.stderr
+    assert "--offline" in result.stderr and "rerank models pull org/tiny-bert" in result.stderr
+
+
+def test_refresh_checks_the_hub_but_downloads_nothing_new(hub: HubServer) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    gets = len(hub.gets())
+    assert run("score", "-q", "q", "-m", "org/tiny-bert", "--refresh", stdin="x\n").exit_code == 0
+    assert any("/api/models/org/tiny-bert" in p for _, p in hub.requests)
+    assert len(hub.gets()) == gets
+
+
+def test_a_new_commit_is_picked_up_by_refresh_only(hub: HubServer) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    old = locate(target_for("org/tiny-bert"), cache_dir())
+    files = {**BERT_FILES, "onnx/model.onnx": BERT / "onnx/model_quantized.onnx"}
+    hub.add_repo("org/tiny-bert", files)
+    assert locate(target_for("org/tiny-bert"), cache_dir()) == old  # cached: no silent network check
+    assert run("models", "pull", "org/tiny-bert", "--refresh").exit_code == 0
+    new = locate(target_for("org/tiny-bert"), cache_dir())
+    assert new is not None and old is not None and new.directory != old.directory
+
+
+def test_two_concurrent_pulls_end_with_one_correct_copy(hub: HubServer, isolated_env: Path) -> None:
+    # Separate processes, as two CI jobs sharing a cache would be; the server is slowed so they overlap.
+    hub.delay = 0.02
+    env = {**os.environ, "HF_ENDPOINT": hub.url}
+    procs = [subprocess.Popen([sys.executable, "-m", "rerank_cli", "models", "pull", "org/tiny-bert"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0], [p.stderr.read() for p in procs if p.stderr]
+    cache = cache_dir()
+    blobs = list((cache / "models--org--tiny-bert" / "blobs").iterdir())
+    assert len(blobs) == 5 and not [b for b in blobs if b.name.endswith(".incomplete")]
+    assert len(hub.gets("onnx/model.onnx")) == 1
+    engine = Reranker("org/tiny-bert", offline=True)
+    np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
+
+
+def test_cache_dir_option_and_env(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = tmp_path / "custom-cache"
+    assert run("models", "pull", "org/tiny-bert", "--cache-dir", custom).exit_code == 0
+    assert (custom / "models--org--tiny-bert" / "refs" / "main").is_file()
+    monkeypatch.setenv("RERANK_CACHE_DIR", str(custom))
+    before = len(hub.requests)
+    assert run("score", "-q", "q", "-m", "org/tiny-bert", stdin="x\n").exit_code == 0
+    assert len(hub.requests) == before
