@@ -175,3 +175,28 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", help="Registry
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
         err_console().print(f"rerank: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+@models_app.command()
+def quantize(name: Name, onnx_file: OnnxFile = None, revision: Revision = None, cache_dir: CacheDir = None,
+             quiet: Quiet = False) -> None:
+    """Make an int8 copy of a model (pulled or local) tuned for CPUs with VNNI, saved once beside its files.
+
+    Use it with `--variant local-int8`; it is about 1.7x faster than fp32 on AVX-512 VNNI CPUs
+    (see the README's benchmark), with scores close to but not equal to fp32.
+
+    \\b
+    Example:
+      rerank models quantize Xenova/ms-marco-MiniLM-L-6-v2
+      rerank rerank -m Xenova/ms-marco-MiniLM-L-6-v2 --variant local-int8 -q "..." docs.jsonl
+    """
+    from .hub import resolve
+    from .models import local_int8_path
+    from .quantize import quantize as make_int8
+
+    with download_progress(quiet) as progress:
+        base = resolve(name, onnx_file=onnx_file, revision=revision, cache=cache_dir, progress=progress)
+    target = base.onnx.parent / local_int8_path(base.onnx.name)
+    existed = target.is_file()
+    make_int8(base.onnx, target)
+    _say(quiet, f"{name}: int8 copy {'already at' if existed else 'written to'} {target} (use --variant local-int8)")

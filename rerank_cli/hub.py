@@ -24,6 +24,7 @@ from typing import Any
 from .errors import ModelUnavailable, UsageError
 from .models import (
     EXTERNAL_DATA_SUFFIXES,
+    LOCAL_INT8,
     ONNX_CANDIDATES,
     OPTIONAL_FILES,
     REQUIRED_FILES,
@@ -32,6 +33,7 @@ from .models import (
     closest_names,
     find_spec,
     is_repo_id,
+    local_int8_path,
     local_model,
 )
 
@@ -50,6 +52,7 @@ class Target:
     onnx_file: str | None = None
     onnx_data: str | None = None
     spec: ModelSpec | None = None
+    derived_from: str | None = None  # set for --variant local-int8: built locally from this ONNX file
 
     @property
     def label(self) -> str:
@@ -76,6 +79,9 @@ def offline_requested(flag: bool = False) -> bool:
 def target_for(model: str, *, variant: str | None = None, revision: str | None = None,
                onnx_file: str | None = None) -> Target:
     """Turn a registry name or hub repo id into a Target; unknown bare names suggest registry names."""
+    if variant and variant.lower() == LOCAL_INT8:
+        base = target_for(model, revision=revision, onnx_file=onnx_file)
+        return replace(base, derived_from=base.onnx_file or ONNX_CANDIDATES[0])
     spec = find_spec(model)
     if spec is not None:
         chosen = onnx_file or spec.onnx_for(variant)
@@ -124,9 +130,16 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
     text, path = str(model), Path(model).expanduser()
     looks_local = text.startswith((".", "/", "~")) or (os.sep in text and not is_repo_id(text))
     if path.exists() or (looks_local and find_spec(text) is None):
+        if variant and variant.lower() == LOCAL_INT8:
+            base = local_model(path, onnx_file)
+            onnx_file = local_int8_path(str(base.onnx.relative_to(base.directory)))
+            if not (path / onnx_file).is_file():
+                raise ModelUnavailable(f"{path}: no {onnx_file}; make it once with `rerank models quantize {text}`")
         return local_model(path, onnx_file)
     target = target_for(text, variant=variant, revision=revision, onnx_file=onnx_file)
     where = cache_dir(cache)
+    if target.derived_from is not None:
+        return _local_int8(target, where)
     found = None if refresh else locate(target, where)
     if found is not None:
         return found
@@ -136,12 +149,22 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
     return pull(target, cache=where, progress=progress)
 
 
+def _local_int8(target: Target, cache: Path) -> ModelFiles:
+    """The int8 copy `rerank models quantize` made beside a cached model (never downloaded)."""
+    base = locate(replace(target, derived_from=None), cache)
+    quantized = base.onnx.parent / Path(local_int8_path(base.onnx.name)).name if base else None
+    if base is None or quantized is None or not quantized.is_file():
+        raise ModelUnavailable(f"{target.label} has no local int8 copy yet; make it once with "
+                               f"`rerank models quantize {target.label}`")
+    return ModelFiles(base.directory, quantized)
+
+
 def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> ModelFiles:
     """Download every file of a target at one commit, then mark it installed. Safe to repeat or run twice at once."""
     from huggingface_hub import HfApi, hf_hub_download
 
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
-    with _hub_errors(target, cache), _quiet_logger("huggingface_hub"):
+    with _hub_errors(target, cache), quiet_logger("huggingface_hub"):
         info = HfApi(endpoint=endpoint).model_info(target.repo, revision=target.revision, files_metadata=True)
         sha = str(info.sha)
         sizes = {s.rfilename: s.size for s in (info.siblings or [])}
@@ -164,7 +187,7 @@ def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> Mo
 
 
 @contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
+def quiet_logger(name: str) -> Iterator[None]:
     """Silence a library's retry warnings for one call: failures reach the user as our one-line error."""
     logger = logging.getLogger(name)
     level = logger.level

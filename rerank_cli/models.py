@@ -21,6 +21,7 @@ REQUIRED_FILES = ("tokenizer.json", "config.json")
 OPTIONAL_FILES = ("tokenizer_config.json", "special_tokens_map.json")
 # External weights beside an .onnx file: `model.onnx_data` (torch/optimum) or `model.onnx.data`.
 EXTERNAL_DATA_SUFFIXES = ("_data", ".data")
+LOCAL_INT8 = "local-int8"  # the --variant of the copy `rerank models quantize` writes (never downloaded)
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -117,6 +118,12 @@ REGISTRY: tuple[ModelSpec, ...] = (
               variants=_XENOVA_VARIANTS, source="unconfirmed: size, variants and limit from memory of the model card"),
 )
 DEFAULT_MODEL = REGISTRY[0].name
+
+
+def local_int8_path(onnx: str) -> str:
+    """Where the local int8 copy of an ONNX file lives: `onnx/model.onnx` -> `onnx/model_local_int8.onnx`."""
+    base = onnx[: -len(".onnx")] if onnx.endswith(".onnx") else onnx
+    return f"{base}_local_int8.onnx"
 
 
 def find_spec(name: str) -> ModelSpec | None:

@@ -68,6 +68,8 @@ class Session:
         chosen = resolve_provider(provider)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Length-sorted batches change shape every call, so a memory pattern is never reused.
+        options.enable_mem_pattern = False
         if threads is not None:
             if threads < 1:
                 raise UsageError(f"--threads {threads}: must be 1 or more")
