@@ -6,8 +6,10 @@ longest pair, so short documents do not pay for long ones; the caller never sees
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -57,8 +59,20 @@ def pad_batch(encodings: Sequence[Encoding], rows: NDArray[np.intp], pad_id: int
     return arrays
 
 
-def windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    """Group a stream into lists of `size` (the last may be shorter); holds one window at a time."""
+def windows(items: Iterable[T], size: int, max_wait: float | None = None) -> Iterator[list[T]]:
+    """Group a stream into lists of at most `size`; holds one window (plus a small read-ahead) at a time.
+
+    With `max_wait`, items are read by a background thread and a partial window is released when
+    no new item has come for `max_wait` seconds, so a slow producer (a pipe fed by hand or by a
+    search engine) sees its results without waiting for a full window or the end of input.
+    """
+    if max_wait is None:
+        yield from _windows(iter(items), size)
+    else:
+        yield from _timed_windows(items, size, max_wait)
+
+
+def _windows(items: Iterator[T], size: int) -> Iterator[list[T]]:
     window: list[T] = []
     for item in items:
         window.append(item)
@@ -67,3 +81,35 @@ def windows(items: Iterable[T], size: int) -> Iterator[list[T]]:
             window = []
     if window:
         yield window
+
+
+def _timed_windows(items: Iterable[T], size: int, max_wait: float) -> Iterator[list[T]]:
+    feed: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2 * size)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                feed.put((True, item))
+            feed.put((False, None))
+        except BaseException as exc:  # handed to the consumer, re-raised there in order
+            feed.put((False, exc))
+
+    threading.Thread(target=produce, name="rerank-reader", daemon=True).start()
+    window: list[T] = []
+    while True:
+        try:
+            more, item = feed.get(timeout=max_wait if window else None)
+        except queue.Empty:
+            yield window  # the producer is slow: release what is here
+            window = []
+            continue
+        if not more:
+            if window:
+                yield window  # records before a bad one are complete: they are written first
+            if item is not None:
+                raise item
+            return
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []

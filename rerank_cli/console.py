@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .errors import InputError
     from .hub import Progress
+    from .pairs import Scored
 
 
 @lru_cache(maxsize=1)
@@ -59,3 +61,47 @@ def download_progress(quiet: bool = False) -> Iterator[Progress | None]:
             return lambda n: bars.advance(task, n)
 
         yield on_file
+
+
+@contextmanager
+def score_progress(total_bytes: int | None, quiet: bool = False) -> Iterator[Callable[[list[Scored]], None]]:
+    """A documents/s bar on stderr (with ETA when the input size is known); a no-op off a terminal."""
+    console = err_console()
+    if quiet or not console.is_terminal:
+        yield lambda window: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [TextColumn("scoring"), BarColumn(), TextColumn("{task.fields[docs]:,} docs"),
+               TextColumn("{task.fields[rate]:,.0f} docs/s"), TimeElapsedColumn()]
+    if total_bytes:
+        columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bars:
+        task = bars.add_task("scoring", total=total_bytes or None, docs=0, rate=0.0)
+        state = {"docs": 0}
+
+        def advance(window: list[Scored]) -> None:
+            state["docs"] += len(window)
+            elapsed = bars.tasks[0].elapsed or 1e-9
+            bars.update(task, advance=sum(s.record.nbytes for s in window), docs=state["docs"],
+                        rate=state["docs"] / elapsed)
+
+        yield advance
+
+
+class SkipReport:
+    """`--skip-invalid`: one stderr line per skipped record, and a count at the end."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.count = 0
+
+    def __call__(self, err: InputError) -> None:
+        self.count += 1
+        if not self.quiet:
+            warn(f"skipped {err}")
+
+    def summary(self) -> None:
+        """The closing count (printed even with --quiet when records were skipped: data was lost)."""
+        if self.count:
+            warn(f"skipped {self.count} invalid record{'s' if self.count != 1 else ''} (--skip-invalid)")

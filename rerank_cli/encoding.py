@@ -24,6 +24,7 @@ _NO_LIMIT = 1_000_000
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "data2vec-text",
                      "longformer"}
 _FALLBACK_MAX_LENGTH = 512
+_CHARS_PER_TOKEN_BOUND = 64
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -98,8 +99,15 @@ class PairEncoder:
         return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config))
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
-        """Tokenize pairs in one call (the Rust side parallelises it)."""
-        return self.tokenizer.encode_batch(list(pairs), add_special_tokens=True)
+        """Tokenize pairs in one call (the Rust side parallelises it); longer pairs are truncated by tokens.
+
+        Texts far longer than the limit are first cut to `max_length * 64` characters, so that a
+        50 MB line costs no more memory than a long document. A token never spans that many
+        characters on average, so the kept tokens are the same as without the cut.
+        """
+        bound = self.max_length * _CHARS_PER_TOKEN_BOUND
+        clipped = [(q[:bound], d[:bound]) if len(q) > bound or len(d) > bound else (q, d) for q, d in pairs]
+        return self.tokenizer.encode_batch(clipped, add_special_tokens=True)
 
 
 def _pad_id(tokenizer: Tokenizer, tok_config: dict[str, Any], config: dict[str, Any]) -> int:

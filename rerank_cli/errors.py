@@ -46,6 +46,10 @@ class OutputError(RerankError):
     exit_code = 74
 
 
+class Terminated(BaseException):
+    """Raised by the SIGTERM handler; like KeyboardInterrupt, it is not an error of the run itself."""
+
+
 # name -> exit code, for the README and --help tables (kept here so they cannot drift apart).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success"),
@@ -56,5 +60,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (69, "model unavailable: missing or broken model files, not cached while offline, hub unreachable"),
     (74, "output cannot be written"),
     (130, "interrupted (Ctrl-C)"),
+    (141, "stdout closed early (`| head`): stopped quietly"),
     (143, "terminated (SIGTERM)"),
 )

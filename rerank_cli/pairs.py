@@ -7,12 +7,12 @@ candidates in memory when asked to.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import InputError
-from .readers import Record
+from .readers import OnInvalid, Record
 
 if TYPE_CHECKING:
     from .engine import Reranker
@@ -44,6 +44,32 @@ def doc_text(record: Record, field: str) -> str:
     return value
 
 
+def checked(records: Iterable[Record], field: str, on_invalid: OnInvalid = None) -> Iterator[Record]:
+    """Records whose document text is usable; others raise InputError, or go to `on_invalid` and are skipped."""
+    for record in records:
+        try:
+            doc_text(record, field)
+        except InputError as err:
+            if on_invalid is None:
+                raise
+            on_invalid(err)
+            continue
+        yield record
+
+
+class Counted(Iterator[T]):
+    """Counts what passes through, so the CLI can check that every document read was written."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items = iter(items)
+        self.count = 0
+
+    def __next__(self) -> T:
+        item = next(self._items)
+        self.count += 1
+        return item
+
+
 def score_stream(engine: Reranker, query: str, records: Iterable[Record], field: str) -> Iterator[list[Scored]]:
     """Score records window by window, yielding each window in input order as soon as it is done."""
     index = 0
@@ -52,9 +78,17 @@ def score_stream(engine: Reranker, query: str, records: Iterable[Record], field:
         index += len(chunk)
 
 
-def rank(engine: Reranker, query: str, records: Iterable[Record], field: str, top_k: int | None) -> list[Scored]:
+def rank(engine: Reranker, query: str, records: Iterable[Record], field: str, top_k: int | None,
+         on_window: Callable[[list[Scored]], None] | None = None) -> list[Scored]:
     """All records (or the `top_k` best) best first, ties in input order, with 1-based ranks."""
-    flat = ((s.score, s.index, s.record) for window in score_stream(engine, query, records, field) for s in window)
+
+    def scored() -> Iterator[tuple[float, int, Record]]:
+        for window in score_stream(engine, query, records, field):
+            if on_window is not None:
+                on_window(window)
+            yield from ((s.score, s.index, s.record) for s in window)
+
+    flat = scored()
     return [Scored(rec, idx, sc, rank=n) for n, (sc, idx, rec) in enumerate(best_first(flat, top_k), 1)]
 
 

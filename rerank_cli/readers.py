@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Any
@@ -19,6 +19,7 @@ import orjson
 from .errors import InputError, NoInputError
 
 STDIN = "-"
+OnInvalid = Callable[[InputError], None] | None
 
 
 class InputFormat(str, Enum):
@@ -38,6 +39,7 @@ class Record:
     source: str
     line: int
     element: bool = False  # True inside a JSON array: `line` is then the 0-based element number
+    nbytes: int = 0  # bytes of input this record took (for progress)
 
     def where(self) -> str:
         """`FILE:LINE` (or `FILE: element N` inside a JSON array) for error messages."""
@@ -66,21 +68,33 @@ def check_sources(paths: Sequence[str]) -> list[str]:
 
 
 def read_records(paths: Sequence[str], fmt: InputFormat = InputFormat.auto,
-                 stdin: IO[bytes] | None = None) -> Iterator[Record]:
-    """Yield the records of every input in order; `-` reads stdin (the default when no path is given)."""
+                 stdin: IO[bytes] | None = None, on_invalid: OnInvalid = None) -> Iterator[Record]:
+    """Yield the records of every input in order; `-` reads stdin (the default when no path is given).
+
+    A bad line raises InputError naming FILE:LINE, unless `on_invalid` is given: then it is
+    reported to that callback and skipped (`--skip-invalid`).
+    """
     for path in check_sources(paths):
         if path == STDIN:
             stream = stdin or sys.stdin.buffer
             if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
                 stream = io.BufferedReader(stream)  # type: ignore[arg-type]
-            yield from _read_stream(stream, "<stdin>", fmt)
+            yield from _read_stream(stream, "<stdin>", fmt, on_invalid)
             continue
         try:
             fh = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the generator ends
         except OSError as exc:
             raise NoInputError(f"{path}: cannot open ({exc.strerror})") from exc
         with fh:
-            yield from _read_stream(fh, path, _by_extension(path, fmt))
+            yield from _read_stream(fh, path, _by_extension(path, fmt), on_invalid)
+
+
+def total_bytes(paths: Sequence[str]) -> int | None:
+    """The size of all inputs when every one is a regular file (for a progress bar's ETA), else None."""
+    paths = list(paths) or [STDIN]
+    if any(p == STDIN or not os.path.isfile(p) for p in paths):
+        return None
+    return sum(os.path.getsize(p) for p in paths)
 
 
 def _by_extension(path: str, fmt: InputFormat) -> InputFormat:
@@ -102,44 +116,58 @@ def _sniff(fh: IO[bytes]) -> InputFormat:
     return InputFormat.text
 
 
-def _read_stream(fh: IO[bytes], source: str, fmt: InputFormat) -> Iterator[Record]:
+def _read_stream(fh: IO[bytes], source: str, fmt: InputFormat, on_invalid: OnInvalid) -> Iterator[Record]:
     if fmt is InputFormat.auto:
         fmt = _sniff(fh)
-    if fmt is InputFormat.jsonl:
-        return _read_jsonl(fh, source)
     if fmt is InputFormat.json:
         return _read_json_array(fh, source)
-    return _read_text(fh, source)
+    return _read_lines(fh, source, _jsonl_line if fmt is InputFormat.jsonl else _text_line, on_invalid)
 
 
-def _strip_bom(raw: bytes, lineno: int) -> bytes:
-    return raw[3:] if lineno == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
-
-
-def _read_jsonl(fh: IO[bytes], source: str) -> Iterator[Record]:
+def _read_lines(fh: IO[bytes], source: str, parse: Callable[[bytes, str, int], Record | None],
+                on_invalid: OnInvalid) -> Iterator[Record]:
     for lineno, raw in enumerate(fh, 1):
-        raw = _strip_bom(raw, lineno)
-        if not raw.strip():
-            continue  # blank lines separate nothing in JSONL; an empty document is `""`
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"{source}:{lineno}: invalid JSON: {exc}") from exc
-        yield Record(_document_value(value, f"{source}:{lineno}"), source, lineno)
+            record = parse(raw, source, lineno)
+        except InputError as err:
+            if on_invalid is None:
+                raise
+            on_invalid(err)
+            continue
+        if record is not None:
+            yield record
 
 
-def _read_text(fh: IO[bytes], source: str) -> Iterator[Record]:
-    for lineno, raw in enumerate(fh, 1):
-        try:
-            text = _strip_bom(raw, lineno).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"{source}:{lineno}: invalid UTF-8 at byte {exc.start}") from exc
-        yield Record(text.rstrip("\r\n"), source, lineno)
+def _jsonl_line(raw: bytes, source: str, lineno: int) -> Record | None:
+    if not raw.strip():
+        return None  # blank lines separate nothing in JSONL; an empty document is `""`
+    if b"\0" in raw:
+        raise InputError(f"{source}:{lineno}: NUL byte in the line (binary data?)")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        reason = "invalid UTF-8" if "UTF-8" in str(exc) else f"invalid JSON: {exc}"
+        raise InputError(f"{source}:{lineno}: {reason}") from exc
+    return Record(_document_value(value, f"{source}:{lineno}"), source, lineno, nbytes=len(raw))
+
+
+def _text_line(raw: bytes, source: str, lineno: int) -> Record:
+    if b"\0" in raw:
+        raise InputError(f"{source}:{lineno}: NUL byte in the line (binary data?)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}:{lineno}: invalid UTF-8 at byte {exc.start}") from exc
+    return Record(text.rstrip("\r\n"), source, lineno, nbytes=len(raw))
 
 
 def _read_json_array(fh: IO[bytes], source: str) -> Iterator[Record]:
+    """A JSON array is parsed whole (use JSONL to stream); errors cannot be skipped inside it."""
+    data = fh.read()
     try:
-        value = orjson.loads(_strip_bom(fh.read(), 1))
+        value = orjson.loads(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)
     except orjson.JSONDecodeError as exc:
         raise InputError(f"{source}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
     if not isinstance(value, list):

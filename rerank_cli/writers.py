@@ -7,6 +7,7 @@ often send `score`), its value is kept under `input_<key>` in the same position:
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from enum import Enum
 from typing import IO, Any
@@ -15,6 +16,9 @@ import orjson
 
 from .errors import InputError, OutputError
 from .pairs import Scored, doc_text
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_CAN_MASK = hasattr(signal, "pthread_sigmask")
 
 
 class OutputFormat(str, Enum):
@@ -74,6 +78,8 @@ class Writer:
         return orjson.dumps(output_record(row, self.score_key)) + b"\n"
 
     def _emit(self, data: bytes) -> None:
+        # Ctrl-C or SIGTERM during a write would leave half a line; hold them until the batch is out.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
         try:
             self.out.write(data)
             self.out.flush()
@@ -81,6 +87,9 @@ class Writer:
             raise
         except OSError as exc:
             raise OutputError(f"cannot write output: {exc.strerror or exc}") from exc
+        finally:
+            if held is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 class JsonWriter(Writer):

@@ -69,7 +69,7 @@ def test_several_files_in_order(tmp_path: Path) -> None:
     [
         ("d.jsonl", b'{"text": "ok"}\n{"text": \n', r"d.jsonl:2: invalid JSON"),
         ("d.jsonl", b'{"text": "ok"}\n\n[1, 2]\n', r"d.jsonl:3: expected a JSON object or string, got an array"),
-        ("d.jsonl", b'"ok"\n{"text": "\xff"}\n', r"d.jsonl:2: invalid JSON: .*UTF-8"),
+        ("d.jsonl", b'"ok"\n{"text": "\xff"}\n', r"d.jsonl:2: invalid UTF-8"),
         ("d.txt", b"ok\nbad \xff\xfe\n", r"d.txt:2: invalid UTF-8"),
         ("d.json", b'[{"text": "a"},\n{"text": ', r"d.json:2: invalid JSON"),
         ("d.json", b'[{"text": "a"}, 5]', r"d.json: element 1: expected a JSON object or string, got a number"),

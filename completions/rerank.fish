@@ -1,0 +1,1 @@
+complete --command rerank --no-files --arguments "(env _RERANK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) rerank)" --condition "env _RERANK_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) rerank"
