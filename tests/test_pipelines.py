@@ -7,6 +7,7 @@ that is still writing, and the child's own peak memory.
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import subprocess
@@ -204,3 +205,30 @@ def test_top_k_keeps_k_candidates(tmp_path: Path) -> None:
                           capture_output=True)
     rows = [orjson.loads(x) for x in proc.stdout.splitlines()]
     assert proc.returncode == 0 and [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def test_progress_bar_only_on_a_terminal_stderr(tmp_path: Path) -> None:
+    # A pseudo-terminal on stderr is the only way to see what a person at a terminal sees.
+    import pty
+
+    path = big_input(tmp_path / "in.jsonl", 3000)
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*RERANK, "score", "-q", "q", "-m", str(BERT), str(path)], stdout=subprocess.PIPE,
+                            stderr=follower, env={**os.environ, "COLUMNS": "100"})
+    os.close(follower)
+    out = proc.stdout.read() if proc.stdout else b""
+    assert proc.wait(timeout=120) == 0
+    seen = b""
+    while select.select([leader], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert b"docs/s" in seen and b"scoring" in seen
+    assert len(out.splitlines()) == 3000 and b"docs/s" not in out
+    quiet = subprocess.run([*RERANK, "score", "-q", "q", "-m", str(BERT), str(path)], capture_output=True)
+    assert quiet.stderr == b""  # not a terminal: no progress at all
