@@ -65,7 +65,7 @@ class Reranker:
               batch_size: int = DEFAULT_BATCH_SIZE, batch_tokens: int = DEFAULT_BATCH_TOKENS,
               max_length: int | None = None, sigmoid: bool = False) -> None:
         if batch_size < 1 or batch_tokens < 1:
-            raise UsageError(f"--batch-size {batch_size} / --batch-tokens {batch_tokens}: must be 1 or more")
+            raise UsageError(f"batch size and batch tokens must be 1 or more (got {batch_size}, {batch_tokens})")
         self.files = files
         self.encoder = PairEncoder.from_dir(files.directory, max_length)
         self.session = Session(files.onnx, provider, threads)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -188,12 +189,14 @@ def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> Mo
 
 @contextmanager
 def quiet_logger(name: str) -> Iterator[None]:
-    """Silence a library's retry warnings for one call: failures reach the user as our one-line error."""
+    """Silence a library's log and warnings for one call: failures reach the user as our one-line error."""
     logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=re.escape(name) if name else "")
+            yield
     finally:
         logger.setLevel(level)
 

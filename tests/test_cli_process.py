@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import BERT, PAIRS, TOLERANCE, reference_scores
 
 RERANK = [sys.executable, "-m", "rerank_cli"]
@@ -72,3 +73,33 @@ def test_no_color_plain_table_when_forced_format(tmp_path: Path) -> None:
     out = subprocess.run([*RERANK, "rerank", "-q", "q", "-m", str(BERT), "-f", "table"], input=b"a\nb\n",
                          capture_output=True, env=env)
     assert out.returncode == 0 and b"\x1b[" not in out.stdout and b"rank" in out.stdout
+
+
+INPUTS = {
+    "jsonl": '{"id": 1, "text": "Paris is the capital."}\n"bare string"\n',
+    "text": "Paris is the capital.\nbare string\n",
+    "json": '[{"id": 1, "text": "Paris is the capital."}, "bare string"]',
+}
+
+
+@pytest.mark.parametrize("out_format", ["jsonl", "json", "tsv", "table"])
+@pytest.mark.parametrize("in_format", sorted(INPUTS))
+def test_every_input_and_output_format_through_a_pipe(in_format: str, out_format: str) -> None:
+    # The real binary reading a pipe and writing to a pipe, for each input x output format.
+    proc = subprocess.run([*RERANK, "rerank", "-q", "capital", "-m", str(BERT), "--input-format", in_format,
+                           "-f", out_format], input=INPUTS[in_format].encode(), capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout.decode()
+    if out_format == "jsonl":
+        rows = [json.loads(line) for line in text.splitlines()]
+    elif out_format == "json":
+        rows = json.loads(text)
+    elif out_format == "tsv":
+        header, *lines = text.splitlines()
+        assert header == "index\trank\tscore\ttext"
+        rows = [dict(zip(header.split("\t"), line.split("\t"))) for line in lines]
+    else:
+        assert "rank" in text and "Paris is the capital." in text and "bare string" in text
+        return
+    assert sorted(str(r["text"]) for r in rows) == ["Paris is the capital.", "bare string"]
+    assert [int(r["rank"]) for r in rows] == [1, 2]

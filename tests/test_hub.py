@@ -242,3 +242,40 @@ def test_cache_dir_option_and_env(hub: HubServer, tmp_path: Path, monkeypatch: p
     before = len(hub.requests)
     assert run("score", "-q", "q", "-m", "org/tiny-bert", stdin="x\n").exit_code == 0
     assert len(hub.requests) == before
+
+
+def test_disk_full_is_one_line_naming_the_cache(hub: HubServer, tmp_path: Path) -> None:
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    # A 100 KB filesystem: the model's 180 KB graph cannot fit. Mounting needs root; say so if not.
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        result = run("models", "pull", "org/tiny-bert", "--cache-dir", small)
+        assert result.exit_code == 69, result.stderr
+        assert result.stderr.startswith("rerank: error: no space left on the device holding")
+        assert "--cache-dir" in result.stderr and result.stderr.count("\n") == 1
+        assert locate(target_for("org/tiny-bert"), small) is None
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_a_killed_pull_is_completed_by_the_next_one(hub: HubServer) -> None:
+    # SIGKILL mid-transfer leaves an orphan .incomplete; the model must not count until a rerun completes it.
+    hub.delay = 0.3
+    env = {**os.environ, "HF_ENDPOINT": hub.url}
+    proc = subprocess.Popen([sys.executable, "-m", "rerank_cli", "models", "pull", "org/tiny-bert"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not hub.gets("onnx/model.onnx") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert locate(target_for("org/tiny-bert"), cache_dir()) is None
+    offline = run("score", "-q", "q", "-m", "org/tiny-bert", "--offline", stdin="x\n")
+    assert offline.exit_code == 69
+    hub.delay = 0.0
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    engine = Reranker("org/tiny-bert", offline=True)
+    np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
