@@ -279,3 +279,15 @@ def test_a_killed_pull_is_completed_by_the_next_one(hub: HubServer) -> None:
     assert run("models", "pull", "org/tiny-bert").exit_code == 0
     engine = Reranker("org/tiny-bert", offline=True)
     np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
+
+
+def test_revision_pins_a_commit(hub: HubServer) -> None:
+    sha = hub.repos["org/tiny-bert"].sha
+    assert run("models", "pull", "org/tiny-bert", "--revision", sha).exit_code == 0
+    hub.add_repo("org/tiny-bert", {**BERT_FILES, "onnx/model.onnx": BERT / "onnx/model_quantized.onnx"})
+    before = len(hub.requests)
+    pinned = run("score", "-q", QUERY, "-m", "org/tiny-bert", "--revision", sha, stdin=docs_input())
+    np.testing.assert_allclose(scores_of(pinned), bert_refs(), atol=TOLERANCE, rtol=0)
+    assert len(hub.requests) == before  # a commit sha is resolved from the cache alone
+    unknown = run("models", "pull", "org/tiny-bert", "--revision", "v9")
+    assert unknown.exit_code == 69 and "revision 'v9' not found" in unknown.stderr
