@@ -9,7 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -83,18 +83,42 @@ def _windows(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield window
 
 
-def _timed_windows(items: Iterable[T], size: int, max_wait: float) -> Iterator[list[T]]:
-    feed: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=2 * size)
+class _Feed(Generic[T]):
+    """An iterator run in a daemon thread into a bounded queue; its exception is re-raised in order."""
 
-    def produce() -> None:
+    def __init__(self, items: Iterable[T], depth: int) -> None:
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self._items = items
+        threading.Thread(target=self._produce, name="rerank-feed", daemon=True).start()
+
+    def _produce(self) -> None:
         try:
-            for item in items:
-                feed.put((True, item))
-            feed.put((False, None))
-        except BaseException as exc:  # handed to the consumer, re-raised there in order
-            feed.put((False, exc))
+            for item in self._items:
+                self._queue.put((True, item))
+            self._queue.put((False, None))
+        except BaseException as exc:  # handed to the consumer, re-raised there after what came before
+            self._queue.put((False, exc))
 
-    threading.Thread(target=produce, name="rerank-reader", daemon=True).start()
+    def get(self, timeout: float | None = None) -> tuple[bool, T]:
+        """(True, item), or (False, _) at the end; raises queue.Empty after `timeout` seconds."""
+        more, item = self._queue.get(timeout=timeout)
+        if not more and item is not None:
+            raise item
+        return more, item
+
+
+def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Compute up to `depth` items ahead in a background thread (e.g. tokenize while the model runs)."""
+    feed = _Feed(items, depth)
+    while True:
+        more, item = feed.get()
+        if not more:
+            return
+        yield item
+
+
+def _timed_windows(items: Iterable[T], size: int, max_wait: float) -> Iterator[list[T]]:
+    feed = _Feed(items, 2 * size)
     window: list[T] = []
     while True:
         try:
@@ -103,11 +127,13 @@ def _timed_windows(items: Iterable[T], size: int, max_wait: float) -> Iterator[l
             yield window  # the producer is slow: release what is here
             window = []
             continue
-        if not more:
+        except BaseException:
             if window:
                 yield window  # records before a bad one are complete: they are written first
-            if item is not None:
-                raise item
+            raise
+        if not more:
+            if window:
+                yield window
             return
         window.append(item)
         if len(window) >= size:

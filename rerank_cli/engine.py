@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .batching import pad_batch, plan_batches, windows
+from .batching import pad_batch, plan_batches, prefetch, windows
 from .encoding import PairEncoder
 from .errors import UsageError
 from .hub import Progress, resolve
@@ -21,6 +21,7 @@ from .session import Session
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+    from tokenizers import Encoding
 
 T = TypeVar("T")
 # Measured on 2-core Zen 5 with MiniLM-L6 (benchmarks/): batches of ~768 padded tokens keep the
@@ -103,15 +104,25 @@ class Reranker:
         Only one window is held at a time, so memory stays flat however long the input is.
         Scores come as Python floats (float32 logits at their shortest exact decimal form).
         """
-        for chunk in windows(items, window, max_wait=STALL_SECONDS):
-            scores = self._score_window([(query, text(item)) for item in chunk])
-            yield chunk, as_floats(scores)
+        def tokenized() -> Iterator[tuple[list[T], list[Encoding]]]:
+            for chunk in windows(items, window, max_wait=STALL_SECONDS):
+                yield chunk, self._encode([(query, text(item)) for item in chunk])
+
+        # The next window is read and tokenized in a background thread while this one runs.
+        for chunk, encodings in prefetch(tokenized(), depth=1):
+            yield chunk, as_floats(self._run(encodings))
 
     def _score_window(self, pairs: list[tuple[str, str]]) -> NDArray[np.floating]:
+        return self._run(self._encode(pairs))
+
+    def _encode(self, pairs: list[tuple[str, str]]) -> list[Encoding]:
         encodings = self.encoder.encode(pairs)
-        lengths = [len(e.ids) for e in encodings]
         self.truncated += sum(1 for e in encodings if e.overflowing)
-        logits = np.empty(len(pairs), dtype=np.float32)
+        return encodings
+
+    def _run(self, encodings: list[Encoding]) -> NDArray[np.floating]:
+        lengths = [len(e.ids) for e in encodings]
+        logits = np.empty(len(encodings), dtype=np.float32)
         with_types = self.session.wants_token_types
         for rows in plan_batches(lengths, self.batch_size, self.batch_tokens):
             logits[rows] = self.session.run(pad_batch(encodings, rows, self.encoder.pad_id, with_types))
