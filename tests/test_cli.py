@@ -201,3 +201,14 @@ def test_cli_defaults_match_the_engine() -> None:
         params = inspect.signature(command).parameters
         assert params["batch_size"].default == engine.DEFAULT_BATCH_SIZE
         assert params["batch_tokens"].default == engine.DEFAULT_BATCH_TOKENS
+
+
+def test_quantize_a_local_directory(model_copy) -> None:
+    model = model_copy(BERT)
+    before = run("score", "-q", "q", "-m", model, "--variant", "local-int8", stdin="x\n")
+    assert before.exit_code == 69 and "rerank models quantize" in before.stderr
+    assert run("models", "quantize", model).exit_code == 0
+    assert (model / "onnx/model_local_int8.onnx").is_file()
+    assert not [p for p in (model / "onnx").iterdir() if p.name.startswith(".quantizing")]
+    after = run("score", "-q", QUERY, "-m", model, "--variant", "local-int8", stdin="Paris\n")
+    assert after.exit_code == 0 and jsonl(after.stdout)[0]["text"] == "Paris"

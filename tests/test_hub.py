@@ -291,3 +291,17 @@ def test_revision_pins_a_commit(hub: HubServer) -> None:
     assert len(hub.requests) == before  # a commit sha is resolved from the cache alone
     unknown = run("models", "pull", "org/tiny-bert", "--revision", "v9")
     assert unknown.exit_code == 69 and "revision 'v9' not found" in unknown.stderr
+
+
+def test_quantize_a_cached_model_once_and_use_it_offline(hub: HubServer) -> None:
+    missing = run("score", "-q", "q", "-m", "org/tiny-bert", "--variant", "local-int8", "--offline", stdin="x\n")
+    assert missing.exit_code == 69  # neither the model nor its int8 copy is there
+    made = run("models", "quantize", "org/tiny-bert")  # pulls first, then quantizes
+    assert made.exit_code == 0, made.stderr
+    assert "written to" in made.stderr and "model_local_int8.onnx" in made.stderr
+    again = run("models", "quantize", "org/tiny-bert")
+    assert again.exit_code == 0 and "already at" in again.stderr  # never rebuilt
+    engine = Reranker("org/tiny-bert", variant="local-int8", offline=True)
+    assert engine.files.onnx.name == "model_local_int8.onnx"
+    assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-bert"))[0, 1] > 0.8
+    assert not hub.gets("model_local_int8.onnx")  # a local file: never asked of the hub
