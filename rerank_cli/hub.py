@@ -53,7 +53,7 @@ class Target:
     onnx_file: str | None = None
     onnx_data: str | None = None
     spec: ModelSpec | None = None
-    derived_from: str | None = None  # set for --variant local-int8: built locally from this ONNX file
+    local_int8: bool = False  # --variant local-int8: the copy `rerank models quantize` built locally
 
     @property
     def label(self) -> str:
@@ -82,7 +82,7 @@ def target_for(model: str, *, variant: str | None = None, revision: str | None =
     """Turn a registry name or hub repo id into a Target; unknown bare names suggest registry names."""
     if variant and variant.lower() == LOCAL_INT8:
         base = target_for(model, revision=revision, onnx_file=onnx_file)
-        return replace(base, derived_from=base.onnx_file or ONNX_CANDIDATES[0])
+        return replace(base, local_int8=True)
     spec = find_spec(model)
     if spec is not None:
         chosen = onnx_file or spec.onnx_for(variant)
@@ -139,7 +139,7 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
         return local_model(path, onnx_file)
     target = target_for(text, variant=variant, revision=revision, onnx_file=onnx_file)
     where = cache_dir(cache)
-    if target.derived_from is not None:
+    if target.local_int8:
         return _local_int8(target, where)
     found = None if refresh else locate(target, where)
     if found is not None:
@@ -152,7 +152,7 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
 
 def _local_int8(target: Target, cache: Path) -> ModelFiles:
     """The int8 copy `rerank models quantize` made beside a cached model (never downloaded)."""
-    base = locate(replace(target, derived_from=None), cache)
+    base = locate(replace(target, local_int8=False), cache)
     quantized = base.onnx.parent / Path(local_int8_path(base.onnx.name)).name if base else None
     if base is None or quantized is None or not quantized.is_file():
         raise ModelUnavailable(f"{target.label} has no local int8 copy yet; make it once with "

@@ -144,9 +144,8 @@ class TableWriter(Writer):
         self.text_out.flush()
 
 
-def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0,
-                wrap_last: bool = False) -> None:
-    """A rich table whose columns keep their full width except the last, which is cut or wrapped to fit.
+def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0) -> None:
+    """A rich table whose columns keep their full width except the last, which is cut to fit.
 
     rich would otherwise shrink every column of a too-wide table, numbers included. The first
     `right` columns are right-aligned (numbers).
@@ -160,8 +159,7 @@ def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[st
     for i, (header, width) in enumerate(zip(headers, widths)):
         table.add_column(header, justify="right" if i < right else "left", no_wrap=True, min_width=width)
     room = max(10, console.width - sum(widths) - 3 * len(widths))
-    table.add_column(headers[-1], overflow="fold" if wrap_last else "ellipsis", no_wrap=not wrap_last,
-                     max_width=room)
+    table.add_column(headers[-1], overflow="ellipsis", no_wrap=True, max_width=room)
     for row in rows:
         table.add_row(*row)
     console.print(table, markup=False)
