@@ -14,12 +14,12 @@ __version__ = "0.1.0"
 __all__ = ["Reranker", "__version__"]
 
 if TYPE_CHECKING:
-    from .engine import Reranker
+    from .engine.engine import Reranker
 
 
 def __getattr__(name: str) -> Any:
     if name == "Reranker":
-        from .engine import Reranker
+        from .engine.engine import Reranker
 
         return Reranker
     raise AttributeError(f"module 'rerank_cli' has no attribute {name!r}")

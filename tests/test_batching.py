@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from rerank_cli.batching import plan_batches, windows
-from rerank_cli.pairs import best_first
+from rerank_cli.engine.batching import plan_batches, windows
+from rerank_cli.pipeline import best_first
 
 
 def test_plan_batches_covers_each_row_once_longest_first() -> None:

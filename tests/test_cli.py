@@ -11,7 +11,7 @@ from conftest import BERT, PAIRS, TOLERANCE, XLMR, reference_scores
 from typer.testing import CliRunner
 
 from rerank_cli import __version__
-from rerank_cli.cli import app
+from rerank_cli.cli.app import app
 
 runner = CliRunner()
 QUERY = "what is the capital of france"
@@ -194,8 +194,8 @@ def test_cli_defaults_match_the_engine() -> None:
     # The CLI keeps numpy out of `--help`, so it repeats the engine's defaults; they must agree.
     import inspect
 
-    from rerank_cli import engine
-    from rerank_cli.cli import rerank, score
+    from rerank_cli.cli.app import rerank, score
+    from rerank_cli.engine import engine
 
     for command in (score, rerank):
         params = inspect.signature(command).parameters

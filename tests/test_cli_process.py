@@ -17,7 +17,7 @@ HEAVY = ("numpy", "onnxruntime", "tokenizers", "huggingface_hub")
 
 def test_fresh_interpreter_does_not_import_heavy_libraries() -> None:
     # A warm test process would already hold these modules; only a fresh interpreter shows laziness.
-    code = f"import rerank_cli.cli, sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    code = f"import rerank_cli.cli.app, sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import BERT, XLMR
 
-from rerank_cli.encoding import PairEncoder, position_limit, resolve_max_length
+from rerank_cli.engine.encoding import PairEncoder, position_limit, resolve_max_length
 from rerank_cli.errors import UsageError
 
 LONG = "paris is the capital of france " * 40

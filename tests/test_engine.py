@@ -55,7 +55,7 @@ def test_sigmoid_is_float64_and_does_not_saturate() -> None:
     assert probs.dtype == np.float64
     expected = 1 / (1 + np.exp(-np.asarray(reference_scores("tiny-bert"), dtype=np.float64)))
     np.testing.assert_allclose(probs, expected, atol=TOLERANCE / 4, rtol=0)
-    from rerank_cli.engine import as_floats
+    from rerank_cli.engine.engine import as_floats
 
     # Logits of 20 and 21 both round to 1.0 in float32; the float64 path keeps them apart for writers.
     high = as_floats(1 / (1 + np.exp(-np.array([20.0, 21.0]))))

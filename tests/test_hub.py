@@ -16,8 +16,8 @@ from hubserver import HubServer
 from typer.testing import CliRunner
 
 from rerank_cli import Reranker
-from rerank_cli.cli import app
-from rerank_cli.hub import cache_dir, locate, target_for
+from rerank_cli.cli.app import app
+from rerank_cli.store.hub import cache_dir, locate, target_for
 
 runner = CliRunner()
 BERT_FILES = {name: BERT / name for name in ("config.json", "tokenizer.json", "tokenizer_config.json",

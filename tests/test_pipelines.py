@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from rerank_cli.cli import app
+from rerank_cli.cli.app import app
 from rerank_cli.errors import InputError
-from rerank_cli.readers import InputFormat, read_records
+from rerank_cli.records.readers import InputFormat, read_records
 
 RERANK = [sys.executable, "-m", "rerank_cli"]
 PEAK_RSS = Path(__file__).parents[1] / "benchmarks" / "peak_rss.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rerank_cli.errors import InputError, NoInputError
-from rerank_cli.readers import InputFormat, read_records
+from rerank_cli.records.readers import InputFormat, read_records
 
 
 def read(path: Path | str, fmt: InputFormat = InputFormat.auto, stdin: bytes = b"") -> list:

@@ -8,9 +8,8 @@ import orjson
 import pytest
 
 from rerank_cli.errors import InputError
-from rerank_cli.pairs import Scored
-from rerank_cli.readers import Record
-from rerank_cli.writers import OutputFormat, open_writer, output_record
+from rerank_cli.records.record import Record, Scored
+from rerank_cli.records.writers import OutputFormat, open_writer, output_record
 
 
 def row(data: object, index: int = 0, score: float = 1.5, rank: int | None = None) -> Scored:

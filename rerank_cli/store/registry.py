@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelError, ModelUnavailable, UsageError
+from ..errors import ModelError, ModelUnavailable, UsageError
 
 # Where published ONNX rerankers keep their graph, in the order we look (Xenova/FastEmbed layout first).
 ONNX_CANDIDATES = ("onnx/model.onnx", "model.onnx")

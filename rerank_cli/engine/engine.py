@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ..errors import UsageError
+from ..store.hub import Progress, resolve
+from ..store.registry import DEFAULT_MODEL, ModelFiles, local_model
 from .batching import pad_batch, plan_batches, prefetch, windows
 from .encoding import PairEncoder
-from .errors import UsageError
-from .hub import Progress, resolve
-from .models import DEFAULT_MODEL, ModelFiles, local_model
 from .session import Session
 
 if TYPE_CHECKING:

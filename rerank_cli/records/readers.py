@@ -10,16 +10,15 @@ import io
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Any
 
 import orjson
 
-from .errors import InputError, NoInputError
+from ..errors import InputError, NoInputError
+from .record import OnInvalid, Record
 
 STDIN = "-"
-OnInvalid = Callable[[InputError], None] | None
 
 
 class InputFormat(str, Enum):
@@ -29,21 +28,6 @@ class InputFormat(str, Enum):
     jsonl = "jsonl"
     text = "text"
     json = "json"
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One input document as read: a JSON object, a bare JSON string, or a plain-text line."""
-
-    data: Any
-    source: str
-    line: int
-    element: bool = False  # True inside a JSON array: `line` is then the 0-based element number
-    nbytes: int = 0  # bytes of input this record took (for progress)
-
-    def where(self) -> str:
-        """`FILE:LINE` (or `FILE: element N` inside a JSON array) for error messages."""
-        return f"{self.source}: element {self.line}" if self.element else f"{self.source}:{self.line}"
 
 
 _EXTENSIONS = {

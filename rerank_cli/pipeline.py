@@ -8,40 +8,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import InputError
-from .readers import OnInvalid, Record
+from .records.record import OnInvalid, Record, Scored, doc_text
 
 if TYPE_CHECKING:
-    from .engine import Reranker
+    from .engine.engine import Reranker
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """A record with its 0-based position across all inputs, its score and (for rerank) its rank."""
-
-    record: Record
-    index: int
-    score: float
-    rank: int | None = None
-
-
-def doc_text(record: Record, field: str) -> str:
-    """The document text of a record: the line itself, a bare JSON string, or `record[field]`."""
-    data = record.data
-    if isinstance(data, str):
-        return data
-    if field not in data:
-        keys = ", ".join(list(data)[:8]) or "none"
-        raise InputError(f"{record.where()}: no {field!r} field (fields: {keys}); name the text field with --field")
-    value = data[field]
-    if not isinstance(value, str):
-        raise InputError(f"{record.where()}: field {field!r} is {type(value).__name__}, not a string")
-    return value
 
 
 def checked(records: Iterable[Record], field: str, on_invalid: OnInvalid = None) -> Iterator[Record]:

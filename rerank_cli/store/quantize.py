@@ -11,9 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import ModelUnavailable
+from ..errors import ModelUnavailable
 from .hub import quiet_logger
-from .models import EXTERNAL_DATA_SUFFIXES
+from .registry import EXTERNAL_DATA_SUFFIXES
 
 
 def quantize(source: Path, target: Path) -> Path:

@@ -14,8 +14,8 @@ from typing import IO, Any
 
 import orjson
 
-from .errors import InputError, OutputError
-from .pairs import Scored, doc_text
+from ..errors import InputError, OutputError
+from .record import Scored, doc_text
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _CAN_MASK = hasattr(signal, "pthread_sigmask")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelUnavailable, UsageError
-from .models import (
+from ..errors import ModelUnavailable, UsageError
+from .registry import (
     EXTERNAL_DATA_SUFFIXES,
     LOCAL_INT8,
     ONNX_CANDIDATES,

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from ..errors import ModelUnavailable
+from ..store.registry import DEFAULT_MODEL, REGISTRY, ModelSpec
 from .console import download_progress, err_console
-from .errors import ModelUnavailable
-from .models import DEFAULT_MODEL, REGISTRY, ModelSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,7 +35,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars or messag
 
 
 def _variants(spec: ModelSpec, cache: Path) -> list[str]:
-    from .hub import locate, target_for
+    from ..store.hub import locate, target_for
 
     names = [None, *(v for v, _ in spec.variants)]
     return [v or "default" for v in names if locate(target_for(spec.name, variant=v), cache) is not None]
@@ -53,7 +53,7 @@ def list_models(
       rerank models list
       rerank models list --json | jq -r '.[] | select(.cached) | .name'
     """
-    from .hub import cache_dir as resolve_cache
+    from ..store.hub import cache_dir as resolve_cache
 
     cache = resolve_cache(cache_dir)
     rows = [_row(spec, _variants(spec, cache)) for spec in REGISTRY]
@@ -114,9 +114,9 @@ def pull(
       rerank models pull BAAI/bge-reranker-base --variant quantized
       HF_HOME=.cache/hf rerank models pull --all           # a CI cache step
     """
-    from .hub import cache_dir as resolve_cache
-    from .hub import locate, offline_requested, target_for
-    from .hub import pull as hub_pull
+    from ..store.hub import cache_dir as resolve_cache
+    from ..store.hub import locate, offline_requested, target_for
+    from ..store.hub import pull as hub_pull
 
     if offline_requested():
         raise ModelUnavailable("HF_HUB_OFFLINE is set: `rerank models pull` needs the network; unset it to pull")
@@ -142,8 +142,8 @@ def path(name: Name, variant: Variant = None, revision: Revision = None, onnx_fi
     Example:
       ls "$(rerank models path Xenova/ms-marco-MiniLM-L-6-v2)"
     """
-    from .hub import cache_dir as resolve_cache
-    from .hub import locate, target_for
+    from ..store.hub import cache_dir as resolve_cache
+    from ..store.hub import locate, target_for
 
     target = target_for(name, variant=variant, revision=revision, onnx_file=onnx_file)
     found = locate(target, resolve_cache(cache_dir))
@@ -161,8 +161,8 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", help="Registry
     Example:
       rerank models rm BAAI/bge-reranker-base
     """
-    from .hub import cache_dir as resolve_cache
-    from .hub import remove, target_for
+    from ..store.hub import cache_dir as resolve_cache
+    from ..store.hub import remove, target_for
 
     cache = resolve_cache(cache_dir)
     for name in names:
@@ -190,9 +190,9 @@ def quantize(name: Name, onnx_file: OnnxFile = None, revision: Revision = None, 
       rerank models quantize Xenova/ms-marco-MiniLM-L-6-v2
       rerank rerank -m Xenova/ms-marco-MiniLM-L-6-v2 --variant local-int8 -q "..." docs.jsonl
     """
-    from .hub import resolve
-    from .models import local_int8_path
-    from .quantize import quantize as make_int8
+    from ..store.hub import resolve
+    from ..store.quantize import quantize as make_int8
+    from ..store.registry import local_int8_path
 
     with download_progress(quiet) as progress:
         base = resolve(name, onnx_file=onnx_file, revision=revision, cache=cache_dir, progress=progress)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .errors import InputError
-    from .hub import Progress
-    from .pairs import Scored
+    from ..errors import InputError
+    from ..records.record import Scored
+    from ..store.hub import Progress
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ModelUnavailable, UsageError
+from ..errors import ModelUnavailable, UsageError
 
 if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer

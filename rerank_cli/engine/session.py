@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ModelUnavailable, UsageError
+from ..errors import ModelUnavailable, UsageError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

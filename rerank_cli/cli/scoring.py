@@ -1,0 +1,136 @@
+"""`rerank score` and `rerank rerank`: options -> records -> engine -> writer."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import RerankError
+from ..records.readers import InputFormat, check_sources, read_records, total_bytes
+from ..records.writers import OutputFormat, open_writer
+from ..store.registry import DEFAULT_MODEL
+from .console import SkipReport, download_progress, score_progress, warn
+from .options import (
+    BatchSize,
+    BatchTokens,
+    CacheDir,
+    Debug,
+    Field,
+    Files,
+    InFormat,
+    MaxLength,
+    Model,
+    Offline,
+    OnnxFile,
+    OutFormat,
+    Provider,
+    Query,
+    Quiet,
+    Refresh,
+    Revision,
+    ScoreKey,
+    Sigmoid,
+    SkipInvalid,
+    Threads,
+    TopK,
+    Variant,
+)
+
+if TYPE_CHECKING:
+    from ..engine.engine import Reranker
+
+
+def set_debug(ctx: typer.Context, debug: bool) -> None:
+    """Record --debug given after the command name (the app's error funnel reads it)."""
+    if debug:
+        ctx.meta["rerank.debug"] = True  # meta is shared by the whole context tree
+
+
+def _engine(model: str, *, quiet: bool, **options: Any) -> Reranker:
+    """Load the engine, showing download bars on stderr if the model has to be pulled first."""
+    from ..engine.engine import Reranker
+
+    with download_progress(quiet) as progress:
+        return Reranker(model, progress=progress, **options)
+
+
+def score(
+    ctx: typer.Context, query: Query, files: Files = None, model: Model = DEFAULT_MODEL, field: Field = "text",
+    input_format: InFormat = InputFormat.auto, output_format: OutFormat = OutputFormat.auto,
+    batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768, max_length: MaxLength = None,
+    provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
+    variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
+    refresh: Refresh = False, score_key: ScoreKey = "score", skip_invalid: SkipInvalid = False,
+    quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Score every document against the query; results in input order, written as they are computed.
+
+    \b
+    Examples:
+      rerank score -q "what is the capital of france" docs.jsonl > scored.jsonl
+      cat docs.txt | rerank score -q "capital of france" -m ./my-onnx-model -f tsv
+    """
+    set_debug(ctx, debug)
+    _run(query, files, None, ranked=False, field=field, input_format=input_format, output_format=output_format,
+         score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
+         variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
+         provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
+         max_length=max_length, sigmoid=sigmoid)
+
+
+def rerank(
+    ctx: typer.Context, query: Query, files: Files = None, top_k: TopK = None, model: Model = DEFAULT_MODEL,
+    field: Field = "text", input_format: InFormat = InputFormat.auto,
+    output_format: OutFormat = OutputFormat.auto, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
+    max_length: MaxLength = None, provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False,
+    onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
+    offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score",
+    skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Re-order documents best first (ties keep input order), each with its rank and score.
+
+    With --top-k only K candidates are kept in memory; without it every document is.
+
+    \b
+    Examples:
+      rerank rerank -q "what is the capital of france" docs.jsonl --top-k 5
+      search-engine "capital of france" | rerank rerank -q "capital of france" -k 10 | jq -r .id
+    """
+    set_debug(ctx, debug)
+    _run(query, files, top_k, ranked=True, field=field, input_format=input_format, output_format=output_format,
+         score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
+         variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
+         provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
+         max_length=max_length, sigmoid=sigmoid)
+
+
+def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool, field: str,
+         input_format: InputFormat, output_format: OutputFormat, score_key: str, skip_invalid: bool, quiet: bool,
+         **engine_options: Any) -> None:
+    """The data flow of both commands: inputs -> checked records -> engine -> writer, with progress."""
+    from ..pipeline import Counted, checked, rank, score_stream
+
+    paths = check_sources(files or [])
+    engine = _engine(quiet=quiet, **engine_options)
+    skipped = SkipReport(quiet) if skip_invalid else None
+    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped))
+    writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field)
+    with score_progress(total_bytes(paths), quiet) as advance:
+        if ranked:
+            writer.write(rank(engine, query, records, field, top_k, on_window=advance))
+        else:
+            for window in score_stream(engine, query, records, field):
+                writer.write(window)
+                advance(window)
+    writer.close()
+    if not ranked and writer.count != records.count:
+        raise RerankError(f"internal error: read {records.count} documents but wrote {writer.count}; please report")
+    if engine.truncated and not quiet:
+        warn(f"{engine.truncated} of {records.count} pairs were longer than {engine.max_length} tokens and were "
+             "truncated longest-first (--max-length sets the limit; --quiet hides this)")
+    if skipped is not None:
+        skipped.summary()
+
+

@@ -1,0 +1,1 @@
+"""Bytes <-> records: input formats in, output formats out. Knows formats, never models."""
