@@ -305,3 +305,16 @@ def test_quantize_a_cached_model_once_and_use_it_offline(hub: HubServer) -> None
     assert engine.files.onnx.name == "model_local_int8.onnx"
     assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-bert"))[0, 1] > 0.8
     assert not hub.gets("model_local_int8.onnx")  # a local file: never asked of the hub
+
+
+def test_quantize_of_a_cached_external_data_model_gives_files_the_umask_mode(hub: HubServer, tmp_path: Path) -> None:
+    # A cache shared by a group relies on the umask's mode; onnx writes external data as 0600.
+    assert run("models", "quantize", "org/tiny-xlmr-ext").exit_code == 0
+    probe = tmp_path / "probe"
+    probe.touch()
+    made = list(cache_dir().rglob("*local_int8*"))
+    assert len(made) == 2  # the graph and its external data
+    assert {oct(p.stat().st_mode & 0o777) for p in made} == {oct(probe.stat().st_mode & 0o777)}
+    # The cache links snapshots into blobs, which onnx refuses for external data: the copy must still work.
+    engine = Reranker("org/tiny-xlmr-ext", variant="local-int8", offline=True)
+    assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-xlmr"))[0, 1] > 0.8
