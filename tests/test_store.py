@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as md
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+from conftest import PAIRS
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from typer.testing import CliRunner
+
+from rerank_cli.cli.app import app
 
 ROOT = Path(__file__).parents[1]
+runner = CliRunner()
 
 # Run in a fresh interpreter: modules the test process already imported would hide a missing dependency.
 GATE = r"""
@@ -80,3 +87,68 @@ def test_every_module_the_code_imports_comes_with_the_base_dependencies() -> Non
                           capture_output=True, text=True, timeout=120)
     assert gate.returncode == 0, gate.stdout + gate.stderr
     assert not re.search(r"\S", gate.stdout)
+
+
+# ---- the CLI: local variants, model arguments, help, completion ------------------------------------------
+
+DOCS = "".join(orjson.dumps({"text": d}).decode() + "\n" for q, d in PAIRS if q == PAIRS[0][0])
+
+
+def scores(*args: str) -> list[float]:
+    result = runner.invoke(app, ["score", "-q", PAIRS[0][0], *args], input=DOCS)
+    assert result.exit_code == 0, result.stderr
+    return [orjson.loads(line)["score"] for line in result.stdout.splitlines()]
+
+
+def test_variant_of_a_local_directory_picks_its_file_or_fails_naming_the_files(model_copy) -> None:
+    model = str(model_copy())
+    quantized = scores("-m", model, "--variant", "quantized")
+    assert quantized == scores("-m", model, "--onnx-file", "onnx/model_quantized.onnx")
+    assert quantized != scores("-m", model)
+    missing = runner.invoke(app, ["score", "-q", "q", "-m", model, "--variant", "nonexistent"], input="x\n")
+    assert missing.exit_code == 69 and missing.stdout == ""
+    assert "onnx/model_nonexistent.onnx" in missing.stderr
+    assert "onnx/model.onnx, onnx/model_quantized.onnx" in missing.stderr and missing.stderr.count("\n") == 1
+    both = runner.invoke(app, ["score", "-q", "q", "-m", model, "--variant", "quantized", "--onnx-file",
+                               "onnx/model.onnx"], input="x\n")
+    assert both.exit_code == 2 and both.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["score", "-q", "q", "-m", ""], ["rerank", "-q", "q", "-m", " "],
+                                  ["models", "pull", ""], ["models", "path", ""], ["models", "quantize", ""]])
+def test_an_empty_model_name_is_a_usage_error(args: list[str]) -> None:
+    result = runner.invoke(app, args, input="x\n")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("rerank: error: the model name is empty") and result.stderr.count("\n") == 1
+
+
+def test_a_file_given_as_the_model_says_so_and_names_its_directory(model_copy) -> None:
+    model = model_copy()
+    for path, fix in ((model / "config.json", f"use the directory holding it: {model}"),
+                      (model / "onnx/model.onnx", f"-m {model} --onnx-file onnx/model.onnx")):
+        result = runner.invoke(app, ["score", "-q", "q", "-m", str(path)], input="x\n")
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "is a file, not a model directory" in result.stderr and fix in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["score"], ["rerank"], ["models"], ["models", "list"], ["models", "pull"],
+                                     ["models", "path"], ["models", "rm"], ["models", "quantize"]])
+def test_help_shows_every_command_and_no_python_types(command: list[str]) -> None:
+    text = runner.invoke(app, [*command, "--help"]).stdout
+    assert not re.search(r"<(str|int|list\[\w+\]|int range)>|\\b|\x08", text), text
+    if command == ["models"]:
+        assert all(name in text for name in ("list", "pull", "path", "rm", "quantize"))
+        assert "quantize" in text.split("Commands:")[0]  # the group's own summary names it too
+
+
+@pytest.mark.parametrize(("words", "expected"), [
+    ("rerank models pull Xenova/ms-marco-MiniLM-L-1", {"Xenova/ms-marco-MiniLM-L-12-v2"}),
+    ("rerank models quantize BAAI/", {"BAAI/bge-reranker-base"}),
+    ("rerank models rm mixed", {"mixedbread-ai/mxbai-rerank-xsmall-v1"}),
+])
+def test_models_commands_complete_model_names(words: str, expected: set[str]) -> None:
+    # What the installed bash script runs at each <TAB>: a real process, as the shell would start it.
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1),
+           "_RERANK_COMPLETE": "complete_bash"}
+    out = subprocess.run([sys.executable, "-m", "rerank_cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert set(out.stdout.split()) == expected

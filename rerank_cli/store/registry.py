@@ -31,6 +31,7 @@ class ModelFiles:
 
     directory: Path
     onnx: Path
+    warning: str | None = None  # something the caller should tell the user (e.g. the Hub was not reachable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +152,26 @@ def is_repo_id(name: str) -> bool:
     return bool(_REPO_ID.match(name)) and ".." not in name
 
 
-def local_model(directory: Path, onnx_file: str | None = None) -> ModelFiles:
+def local_model(directory: Path, onnx_file: str | None = None, variant: str | None = None) -> ModelFiles:
     """Check a model directory holds what a cross-encoder needs, naming the first missing file."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a model directory")
     if not directory.is_dir():
         raise ModelUnavailable(f"{directory}: no such model directory")
     for name in REQUIRED_FILES:
         if not (directory / name).is_file():
             raise ModelUnavailable(f"{directory}: missing {name} (a model directory needs "
                                    f"{', '.join(REQUIRED_FILES)} and an .onnx file)")
-    return ModelFiles(directory, find_onnx(directory, onnx_file))
+    return ModelFiles(directory, find_onnx(directory, onnx_file, variant))
 
 
-def find_onnx(directory: Path, onnx_file: str | None) -> Path:
+def find_onnx(directory: Path, onnx_file: str | None, variant: str | None = None) -> Path:
     """The named ONNX file, else onnx/model.onnx, else model.onnx; the error lists what exists."""
     candidates = (onnx_file,) if onnx_file else ONNX_CANDIDATES
     for name in candidates:
         if (directory / name).is_file():
             return directory / name
     found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.onnx"))
-    wanted = onnx_file or " or ".join(ONNX_CANDIDATES)
+    wanted = (onnx_file or " or ".join(ONNX_CANDIDATES)) + (f" (the variant {variant!r})" if variant else "")
     hint = f"; .onnx files here: {', '.join(found)} (choose one with --onnx-file)" if found else ""
     raise ModelUnavailable(f"{directory}: no {wanted}{hint}")
