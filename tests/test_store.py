@@ -122,6 +122,18 @@ def test_an_empty_model_name_is_a_usage_error(args: list[str]) -> None:
     assert result.stderr.startswith("rerank: error: the model name is empty") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize(("model", "flags", "says"), [
+    ("local", ["--variant", ""], "the variant is empty"), ("local", ["--onnx-file", " "], "the ONNX file is empty"),
+    ("org/tiny", ["--revision", ""], "the revision is empty"), ("org/tiny", ["--variant", ""], "the variant is empty"),
+    ("local", ["--revision", "v2"], "a revision applies to hub models only"),
+])
+def test_choices_that_would_be_silently_ignored_are_usage_errors(model_copy, model: str, flags: list[str],
+                                                                 says: str) -> None:
+    where = str(model_copy()) if model == "local" else model
+    result = runner.invoke(app, ["score", "-q", "q", "-m", where, *flags], input="x\n")
+    assert result.exit_code == 2 and says in result.stderr and result.stderr.count("\n") == 1, result.stderr
+
+
 def test_a_file_given_as_the_model_says_so_and_names_its_directory(model_copy) -> None:
     model = model_copy()
     for path, fix in ((model / "config.json", f"use the directory holding it: {model}"),

@@ -32,11 +32,14 @@ from .registry import (
     REQUIRED_FILES,
     ModelFiles,
     ModelSpec,
+    check_choice,
+    check_name,
     closest_names,
     find_spec,
     is_repo_id,
     local_int8_path,
-    local_model,
+    local_variant,
+    variant_file,
 )
 
 # on_file(name, total_bytes) -> advance(nbytes): how a caller watches a download (None: silently).
@@ -101,7 +104,7 @@ def target_for(model: str, *, variant: str | None = None, revision: str | None =
     if variant and variant.lower() == LOCAL_INT8:
         base = target_for(model, revision=revision, onnx_file=onnx_file)
         return replace(base, local_int8=True, variant=variant)
-    check_choice(variant, onnx_file)
+    check_choice(variant, onnx_file, revision)
     spec = find_spec(model)
     if spec is not None:
         chosen = onnx_file or spec.onnx_for(variant)
@@ -114,24 +117,6 @@ def target_for(model: str, *, variant: str | None = None, revision: str | None =
         raise UsageError(f"unknown model {model!r}: not a directory, registry name or hub repo id{hint}")
     named = onnx_file or (variant_file(variant) if variant else None)
     return Target(model, revision or "main", named, variant=variant, chosen_file=bool(onnx_file))
-
-
-def check_name(model: str) -> None:
-    """An empty model name is a usage error (a path of "" would otherwise mean the current directory)."""
-    if not model.strip():
-        raise UsageError("the model name is empty: give a model directory, registry name or hub repo id")
-
-
-def check_choice(variant: str | None, onnx_file: str | None) -> None:
-    """A published variant and an explicit ONNX file both choose the graph: giving both is ambiguous."""
-    if variant and onnx_file and variant.lower() != LOCAL_INT8:
-        raise UsageError(f"the variant {variant!r} and the ONNX file {onnx_file!r} both choose the model's graph; "
-                         "give one of them")
-
-
-def variant_file(variant: str) -> str:
-    """The ONNX file of a variant outside the registry: the Xenova/Jina naming convention."""
-    return f"onnx/model_{variant.lower()}.onnx"
 
 
 def repo_folder(cache: Path, repo: str) -> Path:
@@ -181,6 +166,8 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
     path = Path(text).expanduser()
     looks_local = text.startswith((".", "/", "~")) or (os.sep in text and not is_repo_id(text))
     if path.exists() or (looks_local and find_spec(text) is None):
+        if revision:
+            raise UsageError(f"{path} is a local directory: a revision applies to hub models only")
         return local_variant(path, text, variant, onnx_file)
     target = target_for(text, variant=variant, revision=revision, onnx_file=onnx_file)
     where = cache_dir(cache)
@@ -211,44 +198,6 @@ def describe(target: Target) -> str:
             else "", f"file {target.onnx_file}" if target.chosen_file and target.onnx_file else ""]
     shown = ", ".join(b for b in bits if b)
     return f" ({shown})" if shown else ""
-
-
-def local_variant(path: Path, text: str, variant: str | None, onnx_file: str | None) -> ModelFiles:
-    """A local model directory; a variant names a file in it, as in a hub repo, and must exist there."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(not_a_directory(path))
-    if not variant:
-        return local_model(path, onnx_file)
-    if variant.lower() == LOCAL_INT8:
-        base = local_model(path, onnx_file)
-        int8 = local_int8_path(str(base.onnx.relative_to(base.directory)))
-        if not (path / int8).is_file():
-            fix = f"rerank models quantize {shlex.quote(text)}"
-            fix += f" --onnx-file {shlex.quote(onnx_file)}" if onnx_file else ""
-            raise ModelUnavailable(f"{path}: no {int8}; make it once with `{fix}`")
-        return ModelFiles(base.directory, path / int8)
-    check_choice(variant, onnx_file)
-    spec = spec_of_directory(path)
-    return local_model(path, spec.onnx_for(variant) if spec else variant_file(variant), variant=variant)
-
-
-def spec_of_directory(path: Path) -> ModelSpec | None:
-    """The registry record of a directory that is a snapshot in a Hugging Face cache (models--org--name)."""
-    snapshot = path.resolve()
-    if snapshot.parent.name != "snapshots" or not snapshot.parent.parent.name.startswith("models--"):
-        return None
-    return find_spec(snapshot.parent.parent.name[len("models--"):].replace("--", "/", 1))
-
-
-def not_a_directory(path: Path) -> str:
-    """Explain a model argument that names a file; suggest the model directory holding it."""
-    home = next((p for p in path.resolve().parents if all((p / f).is_file() for f in REQUIRED_FILES)), None)
-    if home is None:
-        return f"{path} is a file, not a model directory (one holding {', '.join(REQUIRED_FILES)} and an .onnx file)"
-    if path.suffix == ".onnx":
-        inner = path.resolve().relative_to(home)
-        return f"{path} is a file, not a model directory; use its model directory: -m {home} --onnx-file {inner}"
-    return f"{path} is a file, not a model directory; use the directory holding it: {home}"
 
 
 def _missing_local_int8(target: Target, cache: Path, explicit: str | os.PathLike[str] | None) -> NoReturn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,3 +176,63 @@ def find_onnx(directory: Path, onnx_file: str | None, variant: str | None = None
     wanted = (onnx_file or " or ".join(ONNX_CANDIDATES)) + (f" (the variant {variant!r})" if variant else "")
     hint = f"; .onnx files here: {', '.join(found)} (choose one with --onnx-file)" if found else ""
     raise ModelUnavailable(f"{directory}: no {wanted}{hint}")
+
+
+def check_name(model: str) -> None:
+    """An empty model name is a usage error (a path of "" would otherwise mean the current directory)."""
+    if not model.strip():
+        raise UsageError("the model name is empty: give a model directory, registry name or hub repo id")
+
+
+def check_choice(variant: str | None, onnx_file: str | None, revision: str | None = None) -> None:
+    """Given choices are not empty (they would silently mean the default), and a published variant and an
+    explicit ONNX file, which both choose the graph, are not given together."""
+    for what, value in (("variant", variant), ("ONNX file", onnx_file), ("revision", revision)):
+        if value is not None and not value.strip():
+            raise UsageError(f"the {what} is empty: leave it out for the default")
+    if variant and onnx_file and variant.lower() != LOCAL_INT8:
+        raise UsageError(f"the variant {variant!r} and the ONNX file {onnx_file!r} both choose the model's graph; "
+                         "give one of them")
+
+
+def variant_file(variant: str) -> str:
+    """The ONNX file of a variant outside the registry: the Xenova/Jina naming convention."""
+    return f"onnx/model_{variant.lower()}.onnx"
+
+
+def local_variant(path: Path, text: str, variant: str | None, onnx_file: str | None) -> ModelFiles:
+    """A local model directory; a variant names a file in it, as in a hub repo, and must exist there."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(not_a_directory(path))
+    check_choice(variant, onnx_file)
+    if not variant:
+        return local_model(path, onnx_file)
+    if variant.lower() == LOCAL_INT8:
+        base = local_model(path, onnx_file)
+        int8 = local_int8_path(str(base.onnx.relative_to(base.directory)))
+        if not (path / int8).is_file():
+            fix = f"rerank models quantize {shlex.quote(text)}"
+            fix += f" --onnx-file {shlex.quote(onnx_file)}" if onnx_file else ""
+            raise ModelUnavailable(f"{path}: no {int8}; make it once with `{fix}`")
+        return ModelFiles(base.directory, path / int8)
+    spec = spec_of_directory(path)
+    return local_model(path, spec.onnx_for(variant) if spec else variant_file(variant), variant=variant)
+
+
+def spec_of_directory(path: Path) -> ModelSpec | None:
+    """The registry record of a directory that is a snapshot in a Hugging Face cache (models--org--name)."""
+    snapshot = path.resolve()
+    if snapshot.parent.name != "snapshots" or not snapshot.parent.parent.name.startswith("models--"):
+        return None
+    return find_spec(snapshot.parent.parent.name[len("models--"):].replace("--", "/", 1))
+
+
+def not_a_directory(path: Path) -> str:
+    """Explain a model argument that names a file; suggest the model directory holding it."""
+    home = next((p for p in path.resolve().parents if all((p / f).is_file() for f in REQUIRED_FILES)), None)
+    if home is None:
+        return f"{path} is a file, not a model directory (one holding {', '.join(REQUIRED_FILES)} and an .onnx file)"
+    if path.suffix == ".onnx":
+        inner = path.resolve().relative_to(home)
+        return f"{path} is a file, not a model directory; use its model directory: -m {home} --onnx-file {inner}"
+    return f"{path} is a file, not a model directory; use the directory holding it: {home}"
