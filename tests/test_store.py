@@ -164,3 +164,16 @@ def test_models_commands_complete_model_names(words: str, expected: set[str]) ->
            "_RERANK_COMPLETE": "complete_bash"}
     out = subprocess.run([sys.executable, "-m", "rerank_cli"], env=env, capture_output=True, text=True, timeout=60)
     assert set(out.stdout.split()) == expected
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(("args", "stdout"), [(["list"], "full"), (["list", "--json"], "full"),
+                                              (["list", "--json"], "closed")])
+def test_models_list_to_a_full_or_closed_stdout_is_exit_74(args: list[str], stdout: str) -> None:
+    # A real process: only real file descriptors can be full (/dev/full) or closed at start (`>&-`).
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run([sys.executable, "-m", "rerank_cli", "models", *args], capture_output=False,
+                             stdout=full if stdout == "full" else None, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None, timeout=60)
+    assert out.returncode == 74, out.stderr
+    assert out.stderr.startswith("rerank: error: cannot write the output") and out.stderr.count("\n") == 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ..errors import ModelUnavailable, UsageError
+from ..errors import ModelUnavailable, OutputError, UsageError
 from ..store.registry import DEFAULT_MODEL, REGISTRY, ModelSpec
 from .console import download_progress, err_console
 from .options import Command, complete_model
@@ -68,10 +70,9 @@ def list_models(
     if as_json:
         import orjson
 
-        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+        _emit(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        sys.stdout.write(_table(rows))
-    sys.stdout.flush()
+        _emit(_table(rows).encode())
 
 
 def _row(spec: ModelSpec, cached: list[str]) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def path(name: Name, variant: Variant = None, revision: Revision = None, onnx_fi
     if found is None:
         fix = target.command("quantize" if target.local_int8 else "pull", cache_dir)
         raise ModelUnavailable(f"{target.label}{describe(target)} is not cached; run `{fix}`")
-    typer.echo(str(found.directory))
+    _emit(os.fsencode(found.directory) + b"\n")
 
 
 @models_app.command(cls=Command)
@@ -192,6 +193,22 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", autocompletion
         freed = remove(target, cache)
         done = f"removed {target.label} ({freed / 1e6:.1f} MB freed)" if freed else f"{target.label} was not cached"
         _say(quiet, done)
+
+
+def _emit(data: bytes) -> None:
+    """Write results to stdout now, so that a full disk or a closed stream is an error (74), never a lost result."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise OutputError("cannot write the output: stdout is closed")
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the app stops quietly with 141
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no fd under a test runner
+            # What could not be written stays buffered: point stdout at /dev/null so the exit-time flush is quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from exc
 
 
 def _say(quiet: bool, message: str) -> None:
