@@ -336,6 +336,17 @@ def test_offline_errors_suggest_the_command_that_fetches_what_is_missing(hub: Hu
         assert path.exit_code == 0 and Path(path.stdout.strip()).is_dir()
 
 
+def test_a_cached_registry_snapshot_used_as_a_directory_maps_variants_as_the_registry_does(hub: HubServer) -> None:
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    assert run("models", "pull", name, "--variant", "quantized").exit_code == 0
+    snapshot = run("models", "path", name, "--variant", "quantized").stdout.strip()
+    by_dir = scores_of(run("score", "-q", QUERY, "-m", snapshot, "--variant", "quantized", stdin=docs_input()))
+    assert by_dir == scores_of(run("score", "-q", QUERY, "-m", name, "--variant", "quantized", "--offline",
+                                   stdin=docs_input()))
+    unknown = run("score", "-q", "q", "-m", snapshot, "--variant", "int3", stdin="x\n")
+    assert unknown.exit_code == 2 and "variants: quantized, fp16" in unknown.stderr  # the registry's list
+
+
 def test_models_path_suggests_the_pull_of_the_variant_asked_for(hub: HubServer) -> None:
     assert run("models", "pull", "org/tiny-bert").exit_code == 0
     missing = run("models", "path", "org/tiny-bert", "--variant", "quantized")

@@ -50,8 +50,13 @@ sys.exit(1 if failed else 0)
 
 def base_dependencies() -> set[str]:
     """The distributions a plain `pip install rerank-cli` brings: pyproject's dependencies and theirs."""
-    tomllib = pytest.importorskip("tomllib")
-    wanted = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the installed metadata, written from pyproject at install time
+        base = [r for r in md.requires("rerank-cli") or [] if "extra ==" not in r]
+    else:
+        base = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = [Requirement(r) for r in base]
     seen: set[str] = set()
     while wanted:
         req = wanted.pop()
