@@ -66,16 +66,19 @@ class Target:
         """The name users typed, for messages."""
         return self.spec.name if self.spec else self.repo
 
-    def command(self, verb: str = "pull", cache: str | os.PathLike[str] | None = None) -> str:
-        """The `rerank models VERB ...` command that fetches (or builds) exactly this target."""
-        words = ["rerank", "models", verb, self.label]
+    def choices(self) -> list[tuple[str, str]]:
+        """(option, value) for each choice that differs from the default: variant, revision, ONNX file."""
         default_revision = self.spec.revision if self.spec else "main"
-        if self.variant and not (verb == "quantize" and self.local_int8):
-            words += ["--variant", self.variant]
-        if self.revision != default_revision:
-            words += ["--revision", self.revision]
-        if self.chosen_file and self.onnx_file:
-            words += ["--onnx-file", self.onnx_file]
+        given = (("variant", self.variant), ("revision", self.revision if self.revision != default_revision else None),
+                 ("onnx-file", self.onnx_file if self.chosen_file else None))
+        return [(option, value) for option, value in given if value]
+
+    def command(self, verb: str = "pull", cache: str | os.PathLike[str] | None = None) -> str:
+        """The `rerank models VERB ...` command that fetches (or, for quantize, builds) exactly this target."""
+        words = ["rerank", "models", verb, self.label]
+        for option, value in self.choices():
+            if not (option == "variant" and verb == "quantize"):  # quantize makes the local-int8 variant
+                words += [f"--{option}", value]
         if cache is not None:
             words += ["--cache-dir", str(cache)]
         return " ".join(shlex.quote(w) for w in words)
@@ -193,18 +196,15 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
 
 def describe(target: Target) -> str:
     """' (variant quantized, revision v2)': which files of a repo a message is about, when not the default."""
-    bits = [f"variant {target.variant}" if target.variant else "",
-            f"revision {target.revision}" if target.revision != (target.spec.revision if target.spec else "main")
-            else "", f"file {target.onnx_file}" if target.chosen_file and target.onnx_file else ""]
-    shown = ", ".join(b for b in bits if b)
+    shown = ", ".join(f"{option.replace('-', ' ')} {value}" for option, value in target.choices())
     return f" ({shown})" if shown else ""
 
 
 def _missing_local_int8(target: Target, cache: Path, explicit: str | os.PathLike[str] | None) -> NoReturn:
     """Explain a missing --variant local-int8 copy: it is built by `rerank models quantize`, never downloaded."""
     base = replace(target, local_int8=False)
-    where = "" if locate(base, cache) else " (the model is not cached either; quantize pulls it first)"
-    raise ModelUnavailable(f"{target.label} has no local int8 copy yet{where}; make it once with "
+    also = "" if locate(base, cache) else " (the model is not cached either; quantize pulls it first)"
+    raise ModelUnavailable(f"{target.label} has no local int8 copy yet{also}; make it once with "
                            f"`{target.command('quantize', explicit)}`")
 
 
