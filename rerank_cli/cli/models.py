@@ -95,21 +95,23 @@ def _table(rows: list[dict[str, Any]]) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    out = Console(file=io.StringIO(), highlight=False, color_system=None,
-                  width=Console(file=sys.stdout).width)
-    table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 1), header_style="bold")
+    text = io.StringIO()
+    width = Console(file=sys.stdout or io.StringIO()).width  # the terminal's, else COLUMNS, else 80
+    # At least 80: narrower, rich would drop whole columns; a narrow terminal wraps the lines instead.
+    out = Console(file=text, highlight=False, color_system=None, width=max(width, 80))
+    table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 1), header_style="")
     table.add_column("name", no_wrap=True)  # identifiers people copy: never folded
     table.add_column("size", no_wrap=True, justify="right")
     table.add_column("licence", no_wrap=True)
-    table.add_column("max len", justify="right")
-    table.add_column("cached", overflow="fold")
+    table.add_column("max len", justify="right", no_wrap=True)
+    table.add_column("cached", overflow="fold")  # 12 columns are left at 80: variant names fit whole
     for r in rows:
         size = f"{r['size_gb']:.1f}G" if r["size_gb"] >= 1 else f"{r['size_gb'] * 1000:.0f}M"
         table.add_row(r["name"] + (" *" if r["default"] else ""), size,
                       r["license"], str(r["max_length"]),
                       ", ".join(r["cached_variants"]) or "no")
     out.print(table, markup=False)
-    lines = [line.rstrip() for line in out.file.getvalue().splitlines()]  # type: ignore[attr-defined]
+    lines = [line.rstrip() for line in text.getvalue().splitlines()]
     lines += ["* the default model. cc-by-nc: a non-commercial licence.",
               "Variants: rerank models pull NAME --variant quantized",
               "Every field, for scripts: rerank models list --json"]
