@@ -305,3 +305,118 @@ def test_quantize_a_cached_model_once_and_use_it_offline(hub: HubServer) -> None
     assert engine.files.onnx.name == "model_local_int8.onnx"
     assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-bert"))[0, 1] > 0.8
     assert not hub.gets("model_local_int8.onnx")  # a local file: never asked of the hub
+
+
+def suggested(stderr: str) -> list[str]:
+    """The `rerank ...` command an error message suggests, as arguments for run()."""
+    import shlex
+
+    command = next(c for c in stderr.split("`")[1::2] if c.startswith("rerank "))
+    return shlex.split(command)[1:]
+
+
+@pytest.mark.parametrize("flags", [["--variant", "quantized"], ["--onnx-file", "onnx/model_quantized.onnx"],
+                                   ["--revision", "NEW"], ["--cache-dir", "CUSTOM"]])
+def test_offline_errors_suggest_the_command_that_fetches_what_is_missing(hub: HubServer, tmp_path: Path,
+                                                                       flags: list[str]) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0  # only the default variant, at main
+    if "NEW" in flags:  # a newer commit than the cached one
+        flags = ["--revision", hub.add_repo("org/tiny-bert", {**BERT_FILES, "README.md": b"v2"})]
+    flags = [str(tmp_path / "custom") if f == "CUSTOM" else f for f in flags]
+    model = ["-m", "org/tiny-bert", *flags]
+    failed = run("score", "-q", QUERY, *model, "--offline", stdin=docs_input())
+    assert failed.exit_code == 69 and "not in the cache" in failed.stderr
+    fix = suggested(failed.stderr)
+    assert fix[:3] == ["models", "pull", "org/tiny-bert"] and set(flags) <= set(fix)
+    pulled = run(*fix)
+    assert pulled.exit_code == 0 and "already cached" not in pulled.stderr
+    assert run("score", "-q", QUERY, *model, "--offline", stdin=docs_input()).exit_code == 0
+    if "--cache-dir" not in flags:
+        path = run("models", "path", "org/tiny-bert", *flags)
+        assert path.exit_code == 0 and Path(path.stdout.strip()).is_dir()
+
+
+def test_a_cached_registry_snapshot_used_as_a_directory_maps_variants_as_the_registry_does(hub: HubServer) -> None:
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    assert run("models", "pull", name, "--variant", "quantized").exit_code == 0
+    snapshot = run("models", "path", name, "--variant", "quantized").stdout.strip()
+    by_dir = scores_of(run("score", "-q", QUERY, "-m", snapshot, "--variant", "quantized", stdin=docs_input()))
+    assert by_dir == scores_of(run("score", "-q", QUERY, "-m", name, "--variant", "quantized", "--offline",
+                                   stdin=docs_input()))
+    unknown = run("score", "-q", "q", "-m", snapshot, "--variant", "int3", stdin="x\n")
+    assert unknown.exit_code == 2 and "variants: quantized, fp16" in unknown.stderr  # the registry's list
+
+
+def test_models_path_suggests_the_pull_of_the_variant_asked_for(hub: HubServer) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    missing = run("models", "path", "org/tiny-bert", "--variant", "quantized")
+    assert missing.exit_code == 69
+    assert suggested(missing.stderr) == ["models", "pull", "org/tiny-bert", "--variant", "quantized"]
+
+
+def test_refresh_and_offline_conflict(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    both = run("score", "-q", "q", "-m", "org/tiny-bert", "--refresh", "--offline", stdin="x\n")
+    assert both.exit_code == 2 and "--offline" in both.stderr and "not in the cache" not in both.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    env = run("score", "-q", "q", "-m", "org/tiny-bert", "--refresh", stdin="x\n")
+    assert env.exit_code == 2 and "HF_HUB_OFFLINE" in env.stderr
+
+
+def test_refresh_with_the_hub_unreachable_uses_the_cached_copy_with_a_warning(
+        hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("models", "pull", "org/tiny-bert").exit_code == 0
+    gone = HubServer().start()  # a fresh port, so no pooled keep-alive connection reaches the old server
+    gone.stop()
+    monkeypatch.setenv("HF_ENDPOINT", gone.url)
+    result = run("score", "-q", QUERY, "-m", "org/tiny-bert", "--refresh", stdin=docs_input())
+    np.testing.assert_allclose(scores_of(result), bert_refs(), atol=TOLERANCE, rtol=0)
+    assert result.stderr.startswith("rerank: warning: could not check the Hub") and "cached copy" in result.stderr
+    quiet = run("score", "-q", QUERY, "-m", "org/tiny-bert", "--refresh", "--quiet", stdin=docs_input())
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_local_int8_copy_is_listed_located_and_never_pulled(hub: HubServer) -> None:
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    assert run("models", "pull", name).exit_code == 0
+    missing = run("models", "path", name, "--variant", "local-int8")
+    assert missing.exit_code == 69 and suggested(missing.stderr) == ["models", "quantize", name]
+    pull = run("models", "pull", name, "--variant", "local-int8")
+    assert pull.exit_code == 2 and "rerank models quantize" in pull.stderr
+    assert run("models", "quantize", name).exit_code == 0
+    listed = orjson.loads(run("models", "list", "--json").stdout)
+    assert next(m for m in listed if m["name"] == name)["cached_variants"] == ["default", "local-int8"]
+    located = Path(run("models", "path", name, "--variant", "local-int8").stdout.strip())
+    assert (located / "onnx/model_local_int8.onnx").is_file()
+
+
+def test_quantize_of_a_cached_external_data_model_gives_files_the_umask_mode(hub: HubServer, tmp_path: Path) -> None:
+    # A cache shared by a group relies on the umask's mode; onnx writes external data as 0600.
+    assert run("models", "quantize", "org/tiny-xlmr-ext").exit_code == 0
+    probe = tmp_path / "probe"
+    probe.touch()
+    made = list(cache_dir().rglob("*local_int8*"))
+    assert len(made) == 2  # the graph and its external data
+    assert {oct(p.stat().st_mode & 0o777) for p in made} == {oct(probe.stat().st_mode & 0o777)}
+    # The cache links snapshots into blobs, which onnx refuses for external data: the copy must still work.
+    engine = Reranker("org/tiny-xlmr-ext", variant="local-int8", offline=True)
+    assert np.corrcoef(engine.score_pairs(PAIRS), reference_scores("tiny-xlmr"))[0, 1] > 0.8
+
+
+def test_models_list_fits_the_terminal_with_every_name_and_variant_whole(hub: HubServer) -> None:
+    from rerank_cli.store.registry import REGISTRY
+
+    name = "Xenova/ms-marco-MiniLM-L-6-v2"
+    for args in (["models", "pull", name], ["models", "pull", name, "--variant", "quantized"],
+                 ["models", "quantize", name]):
+        assert run(*args).exit_code == 0
+    for columns in (60, 80, 100):
+        table = runner.invoke(app, ["models", "list"], env={"COLUMNS": str(columns)}).stdout
+        lines = table.splitlines()
+        assert lines[0].split() == ["name", "size", "licence", "max", "len", "cached"]  # narrower: wider, not fewer
+        assert max(len(line) for line in lines) <= max(columns, 80), table
+        for spec in REGISTRY:
+            assert any(line.startswith(spec.name) for line in lines), spec.name
+        words = " ".join(lines).replace(",", " ").split()
+        assert {"default", "quantized", "local-int8"} <= set(words), table
+        assert "non-commercial" in table

@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import EXIT_CODES, RerankError, Terminated
 from .console import err_console, error
 from .models import models_app
+from .options import Command
 from .scoring import rerank, score, set_debug
 
 EXIT_CODE_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
@@ -76,8 +77,8 @@ def root(
     set_debug(ctx, debug)
 
 
-app.command()(score)
-app.command()(rerank)
+app.command(cls=Command)(score)
+app.command(cls=Command)(rerank)
 app.add_typer(models_app, name="models")
 
 

@@ -1,54 +1,64 @@
-"""`rerank models ...`: list the registry, pull models into the cache, show their path, remove them."""
+"""`rerank models ...`: list the registry, pull models into the cache, show their path, remove, quantize."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ..errors import ModelUnavailable
+from ..errors import ModelUnavailable, OutputError, UsageError
 from ..store.registry import DEFAULT_MODEL, REGISTRY, ModelSpec
 from .console import download_progress, err_console
+from .options import Command, complete_model
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 models_app = typer.Typer(
-    help="List, download (pull), locate and remove models in the Hugging Face cache.",
+    help="List, download (pull), locate (path), remove (rm) and quantize models in the Hugging Face cache.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 Names = Annotated[Optional[list[str]], typer.Argument(metavar="NAME", show_default=False,
+                                                      autocompletion=complete_model,
                                                       help="Registry names or hub repo ids.")]
-Name = Annotated[str, typer.Argument(metavar="NAME", help="A registry name or hub repo id.")]
-Variant = Annotated[Optional[str], typer.Option("--variant", show_default=False,
+Name = Annotated[str, typer.Argument(metavar="NAME", autocompletion=complete_model,
+                                     help="A registry name or hub repo id.")]
+Variant = Annotated[Optional[str], typer.Option("--variant", metavar="NAME", show_default=False,
                                                help="A published variant: quantized, int8, fp16, ...")]
-Revision = Annotated[Optional[str], typer.Option("--revision", show_default=False,
+Revision = Annotated[Optional[str], typer.Option("--revision", metavar="REV", show_default=False,
                                                 help="Hub branch, tag or commit [default: main].")]
 OnnxFile = Annotated[Optional[str], typer.Option(
-    "--onnx-file", show_default=False, help="ONNX file in the repo [default: onnx/model.onnx, else model.onnx].")]
-CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", envvar="RERANK_CACHE_DIR", show_default=False,
+    "--onnx-file", metavar="PATH", show_default=False,
+    help="ONNX file in the repo [default: onnx/model.onnx, else model.onnx].")]
+CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", metavar="DIR", envvar="RERANK_CACHE_DIR",
+                                                show_default=False,
                                                 help="Model cache [default: huggingface_hub's, from HF_HOME].")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars or messages on stderr.")]
 
 
 def _variants(spec: ModelSpec, cache: Path) -> list[str]:
+    """The variants of a registry model in the cache: default, published ones, and a local int8 copy."""
     from ..store.hub import locate, target_for
+    from ..store.registry import LOCAL_INT8
 
-    names = [None, *(v for v, _ in spec.variants)]
+    names = [None, *(v for v, _ in spec.variants), LOCAL_INT8]
     return [v or "default" for v in names if locate(target_for(spec.name, variant=v), cache) is not None]
 
 
-@models_app.command("list")
+@models_app.command("list", cls=Command)
 def list_models(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts, with every field (languages, "
+                                          "files, variants, description).")] = False,
     cache_dir: CacheDir = None,
 ) -> None:
-    """List the built-in models: size, licence, max length, languages, whether cached, description.
+    """List the built-in models: name, size, licence, max length and which variants are cached.
 
-    \\b
+    \b
     Examples:
       rerank models list
       rerank models list --json | jq -r '.[] | select(.cached) | .name'
@@ -60,10 +70,9 @@ def list_models(
     if as_json:
         import orjson
 
-        sys.stdout.buffer.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
-        sys.stdout.flush()
-        return
-    _print_table(rows)
+        _emit(orjson.dumps(rows, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        _emit(_table(rows).encode())
 
 
 def _row(spec: ModelSpec, cached: list[str]) -> dict[str, Any]:
@@ -76,29 +85,40 @@ def _row(spec: ModelSpec, cached: list[str]) -> dict[str, Any]:
     }
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
+def _table(rows: list[dict[str, Any]]) -> str:
+    """The table as text, fitted to the terminal (COLUMNS, else 80 when piped): only cached variants wrap.
+
+    Five short columns fit 80 columns with every name whole; the rest of each record is in --json.
+    """
+    import io
+
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(show_edge=False, pad_edge=False)
-    # Names are identifiers people copy: never folded. Other columns wrap inside a narrow terminal.
-    table.add_column("name", no_wrap=True, min_width=max(len(r["name"]) + 2 for r in rows))
-    for header, width in (("size", 7), ("licence", 16), ("max len", 4), ("languages", 5), ("cached", 6),
-                          ("description", 10)):
-        table.add_column(header, min_width=width, overflow="fold")
+    text = io.StringIO()
+    width = Console(file=sys.stdout or io.StringIO()).width  # the terminal's, else COLUMNS, else 80
+    # At least 80: narrower, rich would drop whole columns; a narrow terminal wraps the lines instead.
+    out = Console(file=text, highlight=False, color_system=None, width=max(width, 80))
+    table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 1), header_style="")
+    table.add_column("name", no_wrap=True)  # identifiers people copy: never folded
+    table.add_column("size", no_wrap=True, justify="right")
+    table.add_column("licence", no_wrap=True)
+    table.add_column("max len", justify="right", no_wrap=True)
+    table.add_column("cached", overflow="fold")  # 12 columns are left at 80: variant names fit whole
     for r in rows:
-        table.add_row(f"{r['name']} *" if r["default"] else r["name"], f"{r['size_gb']:.2f} GB",
-                      f"{r['license']} (non-commercial)" if r["non_commercial"] else r["license"],
-                      str(r["max_length"]), ", ".join(r["languages"]), ", ".join(r["cached_variants"]) or "no",
-                      r["description"])
-    console = Console(file=sys.stdout, highlight=False)
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # files and pagers get every column whole
-    console.print(table, markup=False)
-    console.print("* the default model. Variants: `rerank models pull NAME --variant quantized`.", markup=False)
+        size = f"{r['size_gb']:.1f}G" if r["size_gb"] >= 1 else f"{r['size_gb'] * 1000:.0f}M"
+        table.add_row(r["name"] + (" *" if r["default"] else ""), size,
+                      r["license"], str(r["max_length"]),
+                      ", ".join(r["cached_variants"]) or "no")
+    out.print(table, markup=False)
+    lines = [line.rstrip() for line in text.getvalue().splitlines()]
+    lines += ["* the default model. cc-by-nc: a non-commercial licence.",
+              "Variants: rerank models pull NAME --variant quantized",
+              "Every field, for scripts: rerank models list --json"]
+    return "\n".join(lines) + "\n"
 
 
-@models_app.command()
+@models_app.command(cls=Command)
 def pull(
     names: Names = None,
     all_models: Annotated[bool, typer.Option("--all", help="Every registry model (CI images).")] = False,
@@ -108,7 +128,7 @@ def pull(
 ) -> None:
     """Download models into the cache so that later runs work offline (default: the default model).
 
-    \\b
+    \b
     Examples:
       rerank models pull                                   # the default model
       rerank models pull BAAI/bge-reranker-base --variant quantized
@@ -124,6 +144,9 @@ def pull(
     chosen = [s.name for s in REGISTRY] if all_models else (names or [DEFAULT_MODEL])
     targets = [target_for(n, variant=variant, revision=revision, onnx_file=onnx_file) for n in chosen]
     for target in targets:
+        if target.local_int8:
+            raise UsageError(f"{target.label}: the local-int8 variant is made on this machine, not downloaded; "
+                             f"make it with `{target.command('quantize', cache_dir)}`")
         found = None if refresh else locate(target, cache)
         if found is None:
             with download_progress(quiet) as progress:
@@ -133,31 +156,33 @@ def pull(
             _say(quiet, f"{target.label} is already cached at {found.directory}")
 
 
-@models_app.command()
+@models_app.command(cls=Command)
 def path(name: Name, variant: Variant = None, revision: Revision = None, onnx_file: OnnxFile = None,
          cache_dir: CacheDir = None) -> None:
     """Print the directory holding a cached model's files (for Docker layers and debugging).
 
-    \\b
+    \b
     Example:
       ls "$(rerank models path Xenova/ms-marco-MiniLM-L-6-v2)"
     """
     from ..store.hub import cache_dir as resolve_cache
-    from ..store.hub import locate, target_for
+    from ..store.hub import describe, locate, target_for
 
     target = target_for(name, variant=variant, revision=revision, onnx_file=onnx_file)
     found = locate(target, resolve_cache(cache_dir))
     if found is None:
-        raise ModelUnavailable(f"{target.label} is not cached; run `rerank models pull {target.label}`")
-    typer.echo(str(found.directory))
+        fix = target.command("quantize" if target.local_int8 else "pull", cache_dir)
+        raise ModelUnavailable(f"{target.label}{describe(target)} is not cached; run `{fix}`")
+    _emit(os.fsencode(found.directory) + b"\n")
 
 
-@models_app.command()
-def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", help="Registry names or hub repo ids.")],
+@models_app.command(cls=Command)
+def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", autocompletion=complete_model,
+                                                  help="Registry names or hub repo ids.")],
        cache_dir: CacheDir = None, quiet: Quiet = False) -> None:
     """Remove models (every revision and variant) from the cache to free the disk.
 
-    \\b
+    \b
     Example:
       rerank models rm BAAI/bge-reranker-base
     """
@@ -172,12 +197,28 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", help="Registry
         _say(quiet, done)
 
 
+def _emit(data: bytes) -> None:
+    """Write results to stdout now, so that a full disk or a closed stream is an error (74), never a lost result."""
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        raise OutputError("cannot write the output: stdout is closed")
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): the app stops quietly with 141
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # no fd under a test runner
+            # What could not be written stays buffered: point stdout at /dev/null so the exit-time flush is quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from exc
+
+
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
         err_console().print(f"rerank: {message}", markup=False, highlight=False, soft_wrap=True)
 
 
-@models_app.command()
+@models_app.command(cls=Command)
 def quantize(name: Name, onnx_file: OnnxFile = None, revision: Revision = None, cache_dir: CacheDir = None,
              quiet: Quiet = False) -> None:
     """Make an int8 copy of a model (pulled or local) tuned for CPUs with VNNI, saved once beside its files.
@@ -185,7 +226,7 @@ def quantize(name: Name, onnx_file: OnnxFile = None, revision: Revision = None, 
     Use it with `--variant local-int8`; it is about 1.7x faster than fp32 on AVX-512 VNNI CPUs
     (see the README's benchmark), with scores close to but not equal to fp32.
 
-    \\b
+    \b
     Example:
       rerank models quantize Xenova/ms-marco-MiniLM-L-6-v2
       rerank rerank -m Xenova/ms-marco-MiniLM-L-6-v2 --variant local-int8 -q "..." docs.jsonl

@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from ..records.readers import InputFormat
 from ..records.writers import OutputFormat
 
+
+class Command(TyperCommand):
+    """A command whose --help names each argument as its usage line does (`[FILE]...`), not `FILE <list[str]>`.
+
+    Typer appends the Python type to every argument in help; options get a metavar instead.
+    """
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # typer's bundled click types have no public name
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                name = param.metavar or (param.name or "").upper()
+                name = (name if param.required else f"[{name}]") + ("..." if param.nargs != 1 else "")
+                args.append((name, record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
 Files = Annotated[Optional[list[str]], typer.Argument(
     metavar="FILE", help="Input files (JSONL, text or a JSON array); - is stdin, the default.", show_default=False)]
-Query = Annotated[str, typer.Option("--query", "-q", help="The query to score documents against.",
+Query = Annotated[str, typer.Option("--query", "-q", metavar="TEXT", help="The query to score documents against.",
                                     show_default=False)]
 def complete_model(incomplete: str) -> list[str]:
     """Shell completion for -m: registry names (a directory path completes as the shell does)."""
@@ -20,41 +46,43 @@ def complete_model(incomplete: str) -> list[str]:
     return [s.name for s in REGISTRY if s.name.lower().startswith(incomplete.lower())]
 
 
-Model = Annotated[str, typer.Option("--model", "-m", envvar="RERANK_MODEL", autocompletion=complete_model,
+Model = Annotated[str, typer.Option("--model", "-m", metavar="MODEL", envvar="RERANK_MODEL",
+                                    autocompletion=complete_model,
                                     help="A model directory, registry name or hub repo id.")]
-Field = Annotated[str, typer.Option("--field", help="JSON field holding the document text.")]
+Field = Annotated[str, typer.Option("--field", metavar="NAME", help="JSON field holding the document text.")]
 InFormat = Annotated[InputFormat, typer.Option("--input-format", help="Input format; auto: by extension, "
                                                "then by content.")]
 OutFormat = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format; auto: a table on a "
                                                  "terminal, JSONL otherwise.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Most pairs per model call.")]
-BatchTokens = Annotated[int, typer.Option("--batch-tokens", min=1, help="Most padded tokens per model call "
-                                          "(small batches are faster on CPU).")]
-MaxLength = Annotated[Optional[int], typer.Option("--max-length", min=4, show_default=False,
+BatchSize = Annotated[int, typer.Option("--batch-size", metavar="N", min=1, help="Most pairs per model call.")]
+BatchTokens = Annotated[int, typer.Option("--batch-tokens", metavar="N", min=1,
+                                          help="Most padded tokens per model call (small batches are faster on CPU).")]
+MaxLength = Annotated[Optional[int], typer.Option("--max-length", metavar="N", min=4, show_default=False,
                                                   help="Token limit per pair [default: the model's].")]
-Provider = Annotated[Optional[str], typer.Option("--provider", show_default=False,
+Provider = Annotated[Optional[str], typer.Option("--provider", metavar="NAME", show_default=False,
                                                  help="Execution provider: cpu, cuda, openvino, ... [default: cpu].")]
-Threads = Annotated[Optional[int], typer.Option("--threads", min=1, show_default=False,
+Threads = Annotated[Optional[int], typer.Option("--threads", metavar="N", min=1, show_default=False,
                                                 help="Intra-op threads [default: onnxruntime's choice].")]
 Sigmoid = Annotated[bool, typer.Option("--sigmoid", help="Output probabilities (sigmoid of the logits).")]
-OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", show_default=False,
+OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", metavar="PATH", show_default=False,
                                                  help="ONNX file inside the model [default: onnx/model.onnx, "
                                                       "else model.onnx].")]
-ScoreKey = Annotated[str, typer.Option("--score-key", help="Output key for the score (an input value under "
-                                       "the same key is kept as input_<key>).")]
+ScoreKey = Annotated[str, typer.Option("--score-key", metavar="NAME", help="Output key for the score (an input value "
+                                       "under the same key is kept as input_<key>).")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
-Variant = Annotated[Optional[str], typer.Option("--variant", show_default=False,
+Variant = Annotated[Optional[str], typer.Option("--variant", metavar="NAME", show_default=False,
                                                help="A published variant of the model: quantized, int8, fp16, ...")]
-Revision = Annotated[Optional[str], typer.Option("--revision", show_default=False,
+Revision = Annotated[Optional[str], typer.Option("--revision", metavar="REV", show_default=False,
                                                 help="Hub branch, tag or commit to use [default: main].")]
-CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", envvar="RERANK_CACHE_DIR", show_default=False,
+CacheDir = Annotated[Optional[str], typer.Option("--cache-dir", metavar="DIR", envvar="RERANK_CACHE_DIR",
+                                                show_default=False,
                                                 help="Model cache [default: huggingface_hub's, from HF_HOME].")]
 Offline = Annotated[bool, typer.Option("--offline", help="Never touch the network (also HF_HUB_OFFLINE=1).")]
 Refresh = Annotated[bool, typer.Option("--refresh", help="Check the hub for a newer revision of a cached model.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars or warnings on stderr.")]
 SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Report bad input records on stderr and go on "
                                            "(exit 0) instead of stopping with exit 65.")]
-TopK = Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, show_default=False,
+TopK = Annotated[Optional[int], typer.Option("--top-k", "-k", metavar="K", min=1, show_default=False,
                                              help="Keep only the K best documents [default: all].")]
 
 

@@ -53,7 +53,10 @@ def _engine(model: str, *, quiet: bool, **options: Any) -> Reranker:
     from ..engine.engine import Reranker
 
     with download_progress(quiet) as progress:
-        return Reranker(model, progress=progress, **options)
+        engine = Reranker(model, progress=progress, **options)
+    if engine.files.warning and not quiet:
+        warn(engine.files.warning)  # e.g. --refresh could not reach the Hub: the cached copy is used
+    return engine
 
 
 def score(

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import warnings
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import ModelUnavailable, UsageError
 from .registry import (
@@ -31,11 +32,14 @@ from .registry import (
     REQUIRED_FILES,
     ModelFiles,
     ModelSpec,
+    check_choice,
+    check_name,
     closest_names,
     find_spec,
     is_repo_id,
     local_int8_path,
-    local_model,
+    local_variant,
+    variant_file,
 )
 
 # on_file(name, total_bytes) -> advance(nbytes): how a caller watches a download (None: silently).
@@ -54,11 +58,30 @@ class Target:
     onnx_data: str | None = None
     spec: ModelSpec | None = None
     local_int8: bool = False  # --variant local-int8: the copy `rerank models quantize` built locally
+    variant: str | None = None  # as the user gave it, for the commands we suggest
+    chosen_file: bool = False  # onnx_file came from --onnx-file (not from the registry or a variant)
 
     @property
     def label(self) -> str:
         """The name users typed, for messages."""
         return self.spec.name if self.spec else self.repo
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(option, value) for each choice that differs from the default: variant, revision, ONNX file."""
+        default_revision = self.spec.revision if self.spec else "main"
+        given = (("variant", self.variant), ("revision", self.revision if self.revision != default_revision else None),
+                 ("onnx-file", self.onnx_file if self.chosen_file else None))
+        return [(option, value) for option, value in given if value]
+
+    def command(self, verb: str = "pull", cache: str | os.PathLike[str] | None = None) -> str:
+        """The `rerank models VERB ...` command that fetches (or, for quantize, builds) exactly this target."""
+        words = ["rerank", "models", verb, self.label]
+        for option, value in self.choices():
+            if not (option == "variant" and verb == "quantize"):  # quantize makes the local-int8 variant
+                words += [f"--{option}", value]
+        if cache is not None:
+            words += ["--cache-dir", str(cache)]
+        return " ".join(shlex.quote(w) for w in words)
 
 
 def cache_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -80,21 +103,23 @@ def offline_requested(flag: bool = False) -> bool:
 def target_for(model: str, *, variant: str | None = None, revision: str | None = None,
                onnx_file: str | None = None) -> Target:
     """Turn a registry name or hub repo id into a Target; unknown bare names suggest registry names."""
+    check_name(model)
     if variant and variant.lower() == LOCAL_INT8:
         base = target_for(model, revision=revision, onnx_file=onnx_file)
-        return replace(base, local_int8=True)
+        return replace(base, local_int8=True, variant=variant)
+    check_choice(variant, onnx_file, revision)
     spec = find_spec(model)
     if spec is not None:
         chosen = onnx_file or spec.onnx_for(variant)
         data = spec.onnx_data if chosen == spec.onnx_file else None
-        return Target(spec.repo, revision or spec.revision, chosen, data, spec)
+        return Target(spec.repo, revision or spec.revision, chosen, data, spec, variant=variant,
+                      chosen_file=bool(onnx_file))
     if not is_repo_id(model):
         close = closest_names(model)
         hint = f"; did you mean {' or '.join(close)}?" if close else "; see `rerank models list`"
         raise UsageError(f"unknown model {model!r}: not a directory, registry name or hub repo id{hint}")
-    if variant and not onnx_file:
-        onnx_file = f"onnx/model_{variant.lower()}.onnx"  # the Xenova/Jina naming convention
-    return Target(model, revision or "main", onnx_file)
+    named = onnx_file or (variant_file(variant) if variant else None)
+    return Target(model, revision or "main", named, variant=variant, chosen_file=bool(onnx_file))
 
 
 def repo_folder(cache: Path, repo: str) -> Path:
@@ -103,7 +128,10 @@ def repo_folder(cache: Path, repo: str) -> Path:
 
 
 def locate(target: Target, cache: Path) -> ModelFiles | None:
-    """The installed files of a target, read from the cache alone (no network); None if incomplete."""
+    """The installed files of a target, read from the cache alone (no network); None if incomplete.
+
+    For --variant local-int8 that is the int8 copy `rerank models quantize` made: None until it exists.
+    """
     folder = repo_folder(cache, target.repo)
     sha = target.revision if _SHA.match(target.revision) else _read_ref(folder, target.revision)
     if sha is None:
@@ -113,6 +141,10 @@ def locate(target: Target, cache: Path) -> ModelFiles | None:
     needed = [*REQUIRED_FILES, *(f for f in (onnx, target.onnx_data) if f)]
     if onnx is None or not all((snapshot / f).is_file() for f in needed):
         return None
+    if target.local_int8:
+        onnx = local_int8_path(onnx)
+        if not (snapshot / onnx).is_file():
+            return None
     return ModelFiles(snapshot, snapshot / onnx)
 
 
@@ -127,43 +159,62 @@ def _read_ref(folder: Path, revision: str) -> str | None:
 def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revision: str | None = None,
             onnx_file: str | None = None, cache: str | os.PathLike[str] | None = None, offline: bool = False,
             refresh: bool = False, progress: Progress | None = None) -> ModelFiles:
-    """A local directory as it is; a registry name or repo id from the cache, pulling it when missing."""
-    text, path = str(model), Path(model).expanduser()
+    """A local directory as it is; a registry name or repo id from the cache, pulling it when missing.
+
+    With `refresh`, a Hub that cannot be reached leaves the cached copy in use: the returned
+    ModelFiles then carries a `warning` for the caller to show (this module never prints).
+    """
+    text = str(model)
+    check_name(text)
+    path = Path(text).expanduser()
     looks_local = text.startswith((".", "/", "~")) or (os.sep in text and not is_repo_id(text))
     if path.exists() or (looks_local and find_spec(text) is None):
-        if variant and variant.lower() == LOCAL_INT8:
-            base = local_model(path, onnx_file)
-            onnx_file = local_int8_path(str(base.onnx.relative_to(base.directory)))
-            if not (path / onnx_file).is_file():
-                raise ModelUnavailable(f"{path}: no {onnx_file}; make it once with `rerank models quantize {text}`")
-        return local_model(path, onnx_file)
+        if revision:
+            raise UsageError(f"{path} is a local directory: a revision applies to hub models only")
+        return local_variant(path, text, variant, onnx_file)
     target = target_for(text, variant=variant, revision=revision, onnx_file=onnx_file)
     where = cache_dir(cache)
-    if target.local_int8:
-        return _local_int8(target, where)
-    found = None if refresh else locate(target, where)
-    if found is not None:
+    if refresh and offline_requested(offline):
+        why = "--offline" if offline else "HF_HUB_OFFLINE"
+        raise UsageError(f"refresh checks the Hub for a newer revision, which {why} forbids: drop one of them")
+    found = locate(target, where)
+    if target.local_int8:  # a file made here: there is nothing to refresh or download
+        return found if found is not None else _missing_local_int8(target, where, cache)
+    if found is not None and not refresh:
         return found
-    if offline_requested(offline):
-        raise ModelUnavailable(f"{target.label} is not in the cache ({where}) and rerank is offline; run "
-                               f"`rerank models pull {target.label}` while online, or drop --offline/HF_HUB_OFFLINE")
-    return pull(target, cache=where, progress=progress)
+    if found is None and offline_requested(offline):
+        raise ModelUnavailable(f"{target.label}{describe(target)} is not in the cache ({where}) and rerank is offline; "
+                               f"run `{target.command('pull', cache)}` while online, or drop --offline/HF_HUB_OFFLINE")
+    try:
+        return pull(target, cache=where, progress=progress)
+    except ModelUnavailable as err:
+        if found is None or not _unreachable(err.__cause__):
+            raise
+        return replace(found, warning=f"could not check the Hub for a newer revision of {target.label} "
+                                      f"({_reason(err.__cause__)}); using the cached copy")
 
 
-def _local_int8(target: Target, cache: Path) -> ModelFiles:
-    """The int8 copy `rerank models quantize` made beside a cached model (never downloaded)."""
-    base = locate(replace(target, local_int8=False), cache)
-    quantized = base.onnx.parent / Path(local_int8_path(base.onnx.name)).name if base else None
-    if base is None or quantized is None or not quantized.is_file():
-        raise ModelUnavailable(f"{target.label} has no local int8 copy yet; make it once with "
-                               f"`rerank models quantize {target.label}`")
-    return ModelFiles(base.directory, quantized)
+def describe(target: Target) -> str:
+    """' (variant quantized, revision v2)': which files of a repo a message is about, when not the default."""
+    shown = ", ".join(f"{option.replace('-', ' ')} {value}" for option, value in target.choices())
+    return f" ({shown})" if shown else ""
+
+
+def _missing_local_int8(target: Target, cache: Path, explicit: str | os.PathLike[str] | None) -> NoReturn:
+    """Explain a missing --variant local-int8 copy: it is built by `rerank models quantize`, never downloaded."""
+    base = replace(target, local_int8=False)
+    also = "" if locate(base, cache) else " (the model is not cached either; quantize pulls it first)"
+    raise ModelUnavailable(f"{target.label} has no local int8 copy yet{also}; make it once with "
+                           f"`{target.command('quantize', explicit)}`")
 
 
 def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> ModelFiles:
     """Download every file of a target at one commit, then mark it installed. Safe to repeat or run twice at once."""
     from huggingface_hub import HfApi, hf_hub_download
 
+    if target.local_int8:
+        raise UsageError(f"{target.label}: the local-int8 variant is made on this machine, not downloaded; "
+                         f"make it with `{target.command('quantize')}`")
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
     with _hub_errors(target, cache), quiet_logger("huggingface_hub"):
         info = HfApi(endpoint=endpoint).model_info(target.repo, revision=target.revision, files_metadata=True)
@@ -291,13 +342,27 @@ def _explain(exc: BaseException, target: Target, cache: Path) -> str | None:
         return f"{target.repo}: a file disappeared from the repo during the pull ({exc}); run the pull again"
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"no space left on the device holding {cache}; free some space or choose another --cache-dir"
-    if isinstance(exc, (hf.OfflineModeIsEnabled, hf.LocalEntryNotFoundError)) or _is_transport_error(exc):
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return (f"cannot reach the Hugging Face Hub to get {label} ({reason}); pull it where the Hub is reachable "
-                f"with `rerank models pull {label}` (copy the cache or set HF_HOME), then run with --offline")
+    if _unreachable(exc):
+        return (f"cannot reach the Hugging Face Hub to get {label} ({_reason(exc)}); pull it where the Hub is "
+                f"reachable with `{target.command('pull')}` (copy the cache or set HF_HOME), then run with --offline")
     if isinstance(exc, hf.HfHubHTTPError):
         return f"the Hub refused {target.repo}: {str(exc).splitlines()[0]}"
     return None
+
+
+def _unreachable(exc: BaseException | None) -> bool:
+    """Whether a failure means the Hub could not be reached (as opposed to a refusal or a missing repo)."""
+    from huggingface_hub import errors as hf
+
+    if exc is None:
+        return False
+    return isinstance(exc, (hf.OfflineModeIsEnabled, hf.LocalEntryNotFoundError)) or _is_transport_error(exc)
+
+
+def _reason(exc: BaseException | None) -> str:
+    """The first line of an exception's message, or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -8,6 +8,7 @@ the scores closer to fp32 than one scale per tensor (measured in benchmarks/).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,15 +27,40 @@ def quantize(source: Path, target: Path) -> Path:
         return target
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    external = any((source.parent / (source.name + s)).is_file() for s in EXTERNAL_DATA_SUFFIXES)
+    data = [source.parent / (source.name + s) for s in EXTERNAL_DATA_SUFFIXES]
+    data = [d for d in data if d.is_file()]
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantizing-") as tmp:
-            out = Path(tmp) / target.name  # final name: an external-data file records it
+            staged, built = Path(tmp) / "source", Path(tmp) / "built"
+            staged.mkdir()
+            built.mkdir()
+            if data and any(p.is_symlink() for p in (source, *data)):
+                source = _stage(source, data, staged)
+            out = built / target.name  # final name: an external-data file records it
             with quiet_logger(""):  # onnxruntime.quantization logs its advice on the root logger
                 quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True,
-                                 use_external_data_format=external)
-            for produced in sorted(Path(tmp).iterdir(), key=lambda p: p == out):  # the graph last
+                                 use_external_data_format=bool(data))
+            mode = _default_mode(staged)
+            for produced in sorted(built.iterdir(), key=lambda p: p == out):  # the graph last
+                produced.chmod(mode)  # onnx writes external data with mode 0600: shared caches need the umask's
                 os.replace(produced, target.parent / produced.name)
     except OSError as exc:
         raise ModelUnavailable(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target
+
+
+def _stage(source: Path, data: list[Path], folder: Path) -> Path:
+    """Real copies of a graph and its external data: onnx refuses external data behind a symlink (as in
+    the Hugging Face cache, where snapshots link into blobs) or with several hard links."""
+    for path in (source, *data):
+        shutil.copyfile(path, folder / path.name)
+    return folder / source.name
+
+
+def _default_mode(folder: Path) -> int:
+    """The mode a new file gets under the process umask (read from a probe file: os.umask is not thread-safe)."""
+    probe = folder / ".mode-probe"
+    probe.touch()
+    mode = probe.stat().st_mode & 0o777
+    probe.unlink()
+    return mode

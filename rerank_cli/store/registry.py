@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class ModelFiles:
 
     directory: Path
     onnx: Path
+    warning: str | None = None  # something the caller should tell the user (e.g. the Hub was not reachable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,24 +153,86 @@ def is_repo_id(name: str) -> bool:
     return bool(_REPO_ID.match(name)) and ".." not in name
 
 
-def local_model(directory: Path, onnx_file: str | None = None) -> ModelFiles:
+def local_model(directory: Path, onnx_file: str | None = None, variant: str | None = None) -> ModelFiles:
     """Check a model directory holds what a cross-encoder needs, naming the first missing file."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} is a file, not a model directory")
     if not directory.is_dir():
         raise ModelUnavailable(f"{directory}: no such model directory")
     for name in REQUIRED_FILES:
         if not (directory / name).is_file():
             raise ModelUnavailable(f"{directory}: missing {name} (a model directory needs "
                                    f"{', '.join(REQUIRED_FILES)} and an .onnx file)")
-    return ModelFiles(directory, find_onnx(directory, onnx_file))
+    return ModelFiles(directory, find_onnx(directory, onnx_file, variant))
 
 
-def find_onnx(directory: Path, onnx_file: str | None) -> Path:
+def find_onnx(directory: Path, onnx_file: str | None, variant: str | None = None) -> Path:
     """The named ONNX file, else onnx/model.onnx, else model.onnx; the error lists what exists."""
     candidates = (onnx_file,) if onnx_file else ONNX_CANDIDATES
     for name in candidates:
         if (directory / name).is_file():
             return directory / name
     found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.onnx"))
-    wanted = onnx_file or " or ".join(ONNX_CANDIDATES)
+    wanted = (onnx_file or " or ".join(ONNX_CANDIDATES)) + (f" (the variant {variant!r})" if variant else "")
     hint = f"; .onnx files here: {', '.join(found)} (choose one with --onnx-file)" if found else ""
     raise ModelUnavailable(f"{directory}: no {wanted}{hint}")
+
+
+def check_name(model: str) -> None:
+    """An empty model name is a usage error (a path of "" would otherwise mean the current directory)."""
+    if not model.strip():
+        raise UsageError("the model name is empty: give a model directory, registry name or hub repo id")
+
+
+def check_choice(variant: str | None, onnx_file: str | None, revision: str | None = None) -> None:
+    """Given choices are not empty (they would silently mean the default), and a published variant and an
+    explicit ONNX file, which both choose the graph, are not given together."""
+    for what, value in (("variant", variant), ("ONNX file", onnx_file), ("revision", revision)):
+        if value is not None and not value.strip():
+            raise UsageError(f"the {what} is empty: leave it out for the default")
+    if variant and onnx_file and variant.lower() != LOCAL_INT8:
+        raise UsageError(f"the variant {variant!r} and the ONNX file {onnx_file!r} both choose the model's graph; "
+                         "give one of them")
+
+
+def variant_file(variant: str) -> str:
+    """The ONNX file of a variant outside the registry: the Xenova/Jina naming convention."""
+    return f"onnx/model_{variant.lower()}.onnx"
+
+
+def local_variant(path: Path, text: str, variant: str | None, onnx_file: str | None) -> ModelFiles:
+    """A local model directory; a variant names a file in it, as in a hub repo, and must exist there."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(not_a_directory(path))
+    check_choice(variant, onnx_file)
+    if not variant:
+        return local_model(path, onnx_file)
+    if variant.lower() == LOCAL_INT8:
+        base = local_model(path, onnx_file)
+        int8 = local_int8_path(str(base.onnx.relative_to(base.directory)))
+        if not (path / int8).is_file():
+            fix = f"rerank models quantize {shlex.quote(text)}"
+            fix += f" --onnx-file {shlex.quote(onnx_file)}" if onnx_file else ""
+            raise ModelUnavailable(f"{path}: no {int8}; make it once with `{fix}`")
+        return ModelFiles(base.directory, path / int8)
+    spec = spec_of_directory(path)
+    return local_model(path, spec.onnx_for(variant) if spec else variant_file(variant), variant=variant)
+
+
+def spec_of_directory(path: Path) -> ModelSpec | None:
+    """The registry record of a directory that is a snapshot in a Hugging Face cache (models--org--name)."""
+    snapshot = path.resolve()
+    if snapshot.parent.name != "snapshots" or not snapshot.parent.parent.name.startswith("models--"):
+        return None
+    return find_spec(snapshot.parent.parent.name[len("models--"):].replace("--", "/", 1))
+
+
+def not_a_directory(path: Path) -> str:
+    """Explain a model argument that names a file; suggest the model directory holding it."""
+    home = next((p for p in path.resolve().parents if all((p / f).is_file() for f in REQUIRED_FILES)), None)
+    if home is None:
+        return f"{path} is a file, not a model directory (one holding {', '.join(REQUIRED_FILES)} and an .onnx file)"
+    if path.suffix == ".onnx":
+        inner = path.resolve().relative_to(home)
+        return f"{path} is a file, not a model directory; use its model directory: -m {home} --onnx-file {inner}"
+    return f"{path} is a file, not a model directory; use the directory holding it: {home}"
