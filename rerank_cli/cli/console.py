@@ -5,8 +5,10 @@ rich honours NO_COLOR, FORCE_COLOR and non-TTY streams, so no ANSI codes are wri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -28,12 +30,26 @@ def err_console() -> Console:
 
 def error(message: str) -> None:
     """Print `rerank: error: ...` as one plain line (markup off: messages quote user text)."""
-    err_console().print(f"rerank: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    _line(f"rerank: error: {message}")
 
 
 def warn(message: str) -> None:
     """Print `rerank: warning: ...` as one plain line."""
-    err_console().print(f"rerank: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+    _line(f"rerank: warning: {message}")
+
+
+def stdin_notice(paths: Sequence[str], quiet: bool = False) -> None:
+    """Say on stderr that documents are read from the terminal, so that waiting there is not a silent hang."""
+    if quiet or "-" not in paths or sys.stdin is None or not sys.stdin.isatty():
+        return
+    end = "Ctrl-Z then Enter" if os.name == "nt" else "Ctrl-D"
+    _line(f"rerank: reading documents from stdin, one per line; end with {end} (or give a FILE)")
+
+
+def _line(text: str) -> None:
+    # When stderr itself is closed or full nothing is left to tell: the exit code still says it.
+    with suppress(OSError):
+        err_console().print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @contextmanager

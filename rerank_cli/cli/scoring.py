@@ -11,7 +11,7 @@ from ..errors import RerankError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.writers import OutputFormat, open_writer
 from ..store.registry import DEFAULT_MODEL
-from .console import SkipReport, download_progress, score_progress, warn
+from .console import SkipReport, download_progress, score_progress, stdin_notice, warn
 from .options import (
     BatchSize,
     BatchTokens,
@@ -117,6 +117,7 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
 
     paths = check_sources(files or [])
     engine = _engine(quiet=quiet, **engine_options)
+    stdin_notice(paths, quiet)
     skipped = SkipReport(quiet) if skip_invalid else None
     records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field)

@@ -7,7 +7,9 @@ longest pair, so short documents do not pay for long ones; the caller never sees
 from __future__ import annotations
 
 import queue
+import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -83,8 +85,19 @@ def _windows(items: Iterator[T], size: int) -> Iterator[list[T]]:
         yield window
 
 
+# A wait with no timeout is not woken by a signal that the kernel handed to another thread: CPython
+# runs signal handlers in the main thread only and notices a signal received elsewhere when it next
+# takes the GIL. Waiting in slices bounds how late Ctrl-C or SIGTERM can be seen.
+_WAIT_SLICE = 0.1
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 class _Feed(Generic[T]):
-    """An iterator run in a daemon thread into a bounded queue; its exception is re-raised in order."""
+    """An iterator run in a daemon thread into a bounded queue; its exception is re-raised in order.
+
+    The thread blocks SIGINT and SIGTERM, so the kernel delivers them to the main thread, which
+    handles them; threads the feed starts (the tokenizer's pool) inherit that mask.
+    """
 
     def __init__(self, items: Iterable[T], depth: int) -> None:
         self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
@@ -92,6 +105,8 @@ class _Feed(Generic[T]):
         threading.Thread(target=self._produce, name="rerank-feed", daemon=True).start()
 
     def _produce(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             for item in self._items:
                 self._queue.put((True, item))
@@ -101,7 +116,15 @@ class _Feed(Generic[T]):
 
     def get(self, timeout: float | None = None) -> tuple[bool, T]:
         """(True, item), or (False, _) at the end; raises queue.Empty after `timeout` seconds."""
-        more, item = self._queue.get(timeout=timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = _WAIT_SLICE if deadline is None else min(_WAIT_SLICE, deadline - time.monotonic())
+            try:
+                more, item = self._queue.get(timeout=max(left, 0.0))
+                break
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
         if not more and item is not None:
             raise item
         return more, item

@@ -6,6 +6,7 @@ that every later error can say `FILE:LINE: what is wrong`.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import sys
@@ -36,11 +37,21 @@ _EXTENSIONS = {
 }
 
 
-def check_sources(paths: Sequence[str]) -> list[str]:
-    """Return the inputs to read (stdin when none), failing before any output if a file is missing."""
+CLOSED_STDIN = "stdin is closed: give a FILE of documents, or pipe them in"
+UNREADABLE_STDIN = "stdin is not open for reading: give a FILE of documents, or pipe them in"
+
+
+def check_sources(paths: Sequence[str], stdin: IO[bytes] | None = None) -> list[str]:
+    """Return the inputs to read (stdin when none), failing before any output if one cannot be read.
+
+    `stdin` stands in for the process's stdin (tests, library callers); without it, a stdin that the
+    caller closed (`rerank score ... <&-`) is a missing input (66), not a crash on first read.
+    """
     paths = list(paths) or [STDIN]
     for path in paths:
         if path == STDIN:
+            if stdin is None and sys.stdin is None:
+                raise NoInputError(CLOSED_STDIN)
             continue
         if not os.path.exists(path):
             raise NoInputError(f"{path}: no such file")
@@ -56,21 +67,28 @@ def read_records(paths: Sequence[str], fmt: InputFormat = InputFormat.auto,
     """Yield the records of every input in order; `-` reads stdin (the default when no path is given).
 
     A bad line raises InputError naming FILE:LINE, unless `on_invalid` is given: then it is
-    reported to that callback and skipped (`--skip-invalid`).
+    reported to that callback and skipped (`--skip-invalid`). A read that fails (an I/O error, a
+    stdin opened for writing only) raises NoInputError naming the input.
     """
-    for path in check_sources(paths):
-        if path == STDIN:
-            stream = stdin or sys.stdin.buffer
-            if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
-                stream = io.BufferedReader(stream)  # type: ignore[arg-type]
-            yield from _read_stream(stream, "<stdin>", fmt, on_invalid)
-            continue
+    for path in check_sources(paths, stdin):
+        source = "<stdin>" if path == STDIN else path
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the generator ends
-        except OSError as exc:
-            raise NoInputError(f"{path}: cannot open ({exc.strerror})") from exc
-        with fh:
-            yield from _read_stream(fh, path, _by_extension(path, fmt), on_invalid)
+            if path == STDIN:
+                stream = stdin or sys.stdin.buffer
+                if not hasattr(stream, "peek"):  # e.g. a BytesIO standing in for stdin
+                    stream = io.BufferedReader(stream)  # type: ignore[arg-type]
+                yield from _read_stream(stream, source, fmt, on_invalid)
+                continue
+            try:
+                fh = open(path, "rb")  # noqa: SIM115 - closed by the with below, after the generator ends
+            except OSError as exc:
+                raise NoInputError(f"{path}: cannot open ({exc.strerror})") from exc
+            with fh:
+                yield from _read_stream(fh, path, _by_extension(path, fmt), on_invalid)
+        except OSError as exc:  # raised by a read: the records before it have been yielded
+            if path == STDIN and exc.errno == errno.EBADF:  # `0>file`: a stdin open for writing only
+                raise NoInputError(UNREADABLE_STDIN) from exc
+            raise NoInputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
 
 
 def total_bytes(paths: Sequence[str]) -> int | None:
@@ -89,10 +107,34 @@ def _by_extension(path: str, fmt: InputFormat) -> InputFormat:
     return InputFormat.auto if found is InputFormat.json else found
 
 
-def _sniff(fh: IO[bytes]) -> InputFormat:
-    """Decide the format from the first non-blank byte without consuming it."""
+_BLANK = b"\xef\xbb\xbf \t\r\n"  # what may come before the byte that decides (a BOM, whitespace)
+
+
+def _sniff(fh: IO[bytes]) -> tuple[InputFormat, IO[bytes]]:
+    """Decide the format from the first non-blank byte, however long it takes to arrive.
+
+    Returns the format and a stream that still starts at the first byte. Peeking shows only what is
+    buffered: a producer that writes a blank line, then pauses, would be decided on nothing. The blank
+    bytes read while waiting are put back in front, so line numbers (and text format's empty
+    documents) stay as they were.
+    """
     head = fh.peek(4096)  # type: ignore[attr-defined]
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if not head:  # empty; the end is not read twice (a terminal's Ctrl-D is not sticky)
+        return InputFormat.text, io.BytesIO(b"")
+    if head.lstrip(_BLANK):
+        return _format_of(head), fh
+    seen = bytearray()
+    while True:
+        chunk = fh.read1(65536)  # type: ignore[attr-defined]  # waits for the next bytes, no more
+        seen += chunk
+        if not chunk:
+            return _format_of(bytes(seen)), io.BytesIO(bytes(seen))
+        if chunk.lstrip(_BLANK):
+            return _format_of(bytes(seen)), io.BufferedReader(_Prefixed(bytes(seen), fh))
+
+
+def _format_of(head: bytes) -> InputFormat:
+    first = head.lstrip(_BLANK)[:1]
     if first == b"[":
         return InputFormat.json
     if first in (b"{", b'"'):
@@ -100,9 +142,27 @@ def _sniff(fh: IO[bytes]) -> InputFormat:
     return InputFormat.text
 
 
+class _Prefixed(io.RawIOBase):
+    """`head`, then the rest of `rest`: a stream with bytes already read put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            data, self._head = self._head[:len(buffer)], self._head[len(buffer):]
+        else:
+            data = self._rest.read1(len(buffer))  # type: ignore[attr-defined]
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def _read_stream(fh: IO[bytes], source: str, fmt: InputFormat, on_invalid: OnInvalid) -> Iterator[Record]:
     if fmt is InputFormat.auto:
-        fmt = _sniff(fh)
+        fmt, fh = _sniff(fh)
     if fmt is InputFormat.json:
         return _read_json_array(fh, source)
     return _read_lines(fh, source, _jsonl_line if fmt is InputFormat.jsonl else _text_line, on_invalid)

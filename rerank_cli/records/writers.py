@@ -7,6 +7,8 @@ often send `score`), its value is kept under `input_<key>` in the same position:
 
 from __future__ import annotations
 
+import errno
+import select
 import signal
 from collections.abc import Sequence
 from enum import Enum
@@ -81,15 +83,40 @@ class Writer:
         # Ctrl-C or SIGTERM during a write would leave half a line; hold them until the batch is out.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
         try:
-            self.out.write(data)
+            write_all(self.out, data)
             self.out.flush()
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise OutputError(f"cannot write output: {exc.strerror or exc}") from exc
+            raise output_error(exc) from exc
         finally:
             if held is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def write_all(out: IO[bytes], data: bytes) -> None:
+    """Write every byte of `data`, or raise.
+
+    A raw stream (stdout under PYTHONUNBUFFERED) may take only part of a write, for instance when a
+    pipe's reader goes away mid-write; ignoring the count would turn `| head -1` into a silent exit 0
+    with the output cut short. The next write then reports the closed pipe.
+    """
+    view = memoryview(data)
+    while view:
+        written: int | None = out.write(view)  # type: ignore[arg-type]
+        if written is None:  # a non-blocking stream that is full: wait until it takes more
+            select.select([], [out], [])
+            continue
+        if written <= 0:
+            raise OutputError("cannot write output: the stream takes no more data")
+        view = view[written:]
+
+
+def output_error(exc: OSError) -> OutputError:
+    """The one-line error for output that cannot be written (disk full, closed stdout, I/O error)."""
+    if exc.errno == errno.EBADF:
+        return OutputError("cannot write output: stdout is closed")
+    return OutputError(f"cannot write output: {exc.strerror or exc}")
 
 
 class JsonWriter(Writer):
