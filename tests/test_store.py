@@ -180,4 +180,4 @@ def test_models_list_to_a_full_or_closed_stdout_is_exit_74(args: list[str], stdo
                              stdout=full if stdout == "full" else None, stderr=subprocess.PIPE, text=True,
                              preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None, timeout=60)
     assert out.returncode == 74, out.stderr
-    assert out.stderr.startswith("rerank: error: cannot write the output") and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("rerank: error: cannot write output") and out.stderr.count("\n") == 1

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from ..errors import ModelUnavailable, OutputError, UsageError
+from ..errors import ModelUnavailable, UsageError
 from ..store.registry import DEFAULT_MODEL, REGISTRY, ModelSpec
 from .console import download_progress, err_console
 from .options import Command, complete_model
@@ -198,19 +197,9 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", autocompletion
 
 
 def _emit(data: bytes) -> None:
-    """Write results to stdout now, so that a full disk or a closed stream is an error (74), never a lost result."""
-    if sys.stdout is None:  # started with stdout closed (`>&-`)
-        raise OutputError("cannot write the output: stdout is closed")
-    try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    except BrokenPipeError:
-        raise  # the reader went away (`| head`): the app stops quietly with 141
-    except OSError as exc:
-        with contextlib.suppress(OSError, ValueError, AttributeError):  # no fd under a test runner
-            # What could not be written stays buffered: point stdout at /dev/null so the exit-time flush is quiet.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise OutputError(f"cannot write the output: {exc.strerror or exc}") from exc
+    """Write results to stdout and flush now: a full or closed stream is then exit 74 from the app's funnel."""
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def _say(quiet: bool, message: str) -> None:
