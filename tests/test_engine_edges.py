@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from conftest import BERT, PAIRS
-from onnx import helper, numpy_helper
+from conftest import BERT, PAIRS, TOLERANCE, XLMR, reference_scores
+from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from rerank_cli import Reranker
 from rerank_cli.cli.app import app
+from rerank_cli.errors import ArgumentTypeError, ModelUnavailable, UsageError
 from rerank_cli.pipeline import best_first
 
 QUERY = "what is the capital of france"
@@ -81,3 +83,151 @@ def test_best_first_puts_nan_last_with_and_without_top_k() -> None:
     for k in range(1, 7):
         assert [p for _, _, p in best_first(iter(scored), k)] == ["e", "b", "f", "d", "a", "c"][:k]
 
+
+# --- threads --------------------------------------------------------------------------------------
+
+
+def test_threads_are_bounded_in_the_api_and_the_cli() -> None:
+    limit = 8 * (os.cpu_count() or 1)
+    assert Reranker(BERT, threads=limit).score("q", ["d"]).shape == (1,)
+    with pytest.raises(UsageError, match=rf"threads={limit + 1} is too many.*at most {limit}") as info:
+        Reranker(BERT, threads=limit + 1)
+    assert isinstance(info.value, ValueError) and "--threads" not in str(info.value)
+    result = runner.invoke(app, ["score", "-q", "q", "-m", str(BERT), "--threads", "100000"], input="d\n")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "--threads 100000 is too many" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- odd exports ----------------------------------------------------------------------------------
+
+
+def _int32_inputs(model: onnx.ModelProto) -> None:
+    # Some exporters declare int32 ids: the graph casts them to int64 itself.
+    graph = model.graph
+    casts = []
+    for graph_input in graph.input:
+        graph_input.type.tensor_type.elem_type = TensorProto.INT32
+        for node in graph.node:
+            node.input[:] = [f"{graph_input.name}_64" if i == graph_input.name else i for i in node.input]
+        casts.append(helper.make_node("Cast", [graph_input.name], [f"{graph_input.name}_64"], to=TensorProto.INT64))
+    for cast in reversed(casts):
+        graph.node.insert(0, cast)
+
+
+def test_int32_graph_inputs_are_fed_int32(tmp_path: Path) -> None:
+    model = _edit_graph(BERT, tmp_path / "int32-bert", _int32_inputs)
+    np.testing.assert_allclose(Reranker(model).score_pairs(PAIRS), reference_scores("tiny-bert"),
+                               atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize(("source", "model", "limit"), [(BERT, "tiny-bert", 64), (XLMR, "tiny-xlmr", 48)])
+def test_limit_comes_from_the_position_table_when_config_has_none(model_copy, source: Path, model: str,
+                                                                  limit: int) -> None:
+    path = model_copy(source)
+    config = json.loads((path / "config.json").read_text())
+    del config["max_position_embeddings"]
+    (path / "config.json").write_text(json.dumps(config))
+    tok_config = json.loads((path / "tokenizer_config.json").read_text())
+    (path / "tokenizer_config.json").write_text(json.dumps({**tok_config, "model_max_length": int(1e30)}))
+    engine = Reranker(path)
+    assert engine.max_length == limit
+    long_pair = (QUERY, "paris is the capital of france " * 100)
+    assert np.isfinite(engine.score_pairs([long_pair])).all()
+    if model == "tiny-xlmr":  # the reference was computed at the tokenizer's 48
+        np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores(model), atol=TOLERANCE, rtol=0)
+    with pytest.raises(UsageError, match=rf"max_length={limit + 1} exceeds the model's {limit} positions"):
+        Reranker(path, max_length=limit + 1)
+
+
+def _fixed_batch_of_one(model: onnx.ModelProto) -> None:
+    # A graph that only works for one row at a time: onnxruntime fails at run time on a batch of two.
+    graph = model.graph
+    for node in graph.node:
+        node.output[:] = ["raw_logits" if o == "logits" else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "one_row"))
+    graph.node.append(helper.make_node("Reshape", ["raw_logits", "one_row"], ["logits"]))
+
+
+def test_run_time_failure_is_one_line_without_the_onnxruntime_log(tmp_path: Path, capfd) -> None:
+    model = _edit_graph(BERT, tmp_path / "one-row-bert", _fixed_batch_of_one)
+    assert Reranker(model).score("q", ["only one"]).shape == (1,)
+    with pytest.raises(ModelUnavailable, match="onnxruntime failed"):
+        Reranker(model).score("q", ["one", "two"])
+    for quiet in ([], ["--quiet"]):
+        result = runner.invoke(app, ["score", "-q", "q", "-m", str(model), *quiet], input="one\ntwo\n")
+        assert result.exit_code == 69
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("rerank: error: ") and "onnxruntime failed" in lines[0]
+        assert "batch" in lines[0]
+    # onnxruntime's C++ logger writes to file descriptor 2 directly, past CliRunner: capfd sees it.
+    assert "onnxruntime" not in capfd.readouterr().err
+
+
+# --- Python API arguments -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bert() -> Reranker:
+    return Reranker(BERT)
+
+
+def test_api_rejects_wrong_argument_types_with_their_place(bert: Reranker) -> None:
+    with pytest.raises(TypeError, match="docs must be .*not a str"):
+        bert.score("q", "a string")
+    with pytest.raises(TypeError, match="docs must be .*not a str"):
+        bert.rerank("q", "a string")
+    with pytest.raises(TypeError, match=r"pairs\[0\] must be a \(query, document\) pair.*str"):
+        bert.score_pairs(["ab"])
+    with pytest.raises(TypeError, match=r"pairs\[1\] must be a \(query, document\) pair"):
+        bert.score_pairs([("q", "d"), ("q", "d", "e")])
+    with pytest.raises(TypeError, match=r"pairs\[0\]\[1\] must be a str, not None"):
+        bert.score_pairs([("q", None)])
+    with pytest.raises(TypeError, match=r"docs\[2\] must be a str, not None"):
+        bert.score("q", ["a", "b", None])
+    with pytest.raises(TypeError, match=r"docs\[1\] must be a str, not int"):
+        bert.rerank("q", ["a", 5])
+    with pytest.raises(TypeError, match="query must be a str, not int"):
+        bert.score(3, ["a"])  # type: ignore[arg-type]
+    with pytest.raises(ArgumentTypeError):
+        bert.rerank("q", ["a"], top_k=True)
+    with pytest.raises(TypeError, match="top_k must be an int"):
+        bert.rerank("q", ["a"], top_k=2.0)  # type: ignore[arg-type]
+
+
+def test_api_rejects_bad_values_naming_python_parameters(bert: Reranker) -> None:
+    with pytest.raises(ValueError, match="top_k=-1 .*1 or more"):
+        bert.rerank("q", ["a", "b"], top_k=-1)
+    with pytest.raises(ValueError, match="top_k=0 "):
+        bert.rerank("q", ["a", "b"], top_k=0)
+    for options, name in [({"batch_size": 0}, "batch_size=0"), ({"batch_tokens": -5}, "batch_tokens=-5"),
+                          ({"threads": 0}, "threads=0"), ({"max_length": 2}, "max_length=2"),
+                          ({"max_length": 10_000}, "max_length=10000")]:
+        with pytest.raises(UsageError, match=name) as info:
+            Reranker(BERT, **options)
+        assert isinstance(info.value, ValueError) and "--" not in str(info.value)
+    for options in ({"batch_size": True}, {"threads": 2.5}, {"max_length": "40"}, {"provider": 3}):
+        with pytest.raises(ArgumentTypeError):
+            Reranker(BERT, **options)
+
+
+def test_api_accepts_any_iterable_of_strings(bert: Reranker) -> None:
+    docs = [d for _, d in PAIRS[:5]]
+    expected = bert.score(QUERY, docs)
+    np.testing.assert_allclose(bert.score(QUERY, np.array(docs)), expected, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(bert.score(QUERY, (d for d in docs)), expected, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(bert.score(np.str_(QUERY), tuple(docs)), expected, atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(bert.score_pairs(np.array([(QUERY, d) for d in docs])), expected,
+                               atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(bert.score_pairs([[QUERY, d] for d in docs]), expected, atol=TOLERANCE, rtol=0)
+    assert [i for i, _ in bert.rerank(QUERY, (d for d in docs), top_k=2)] == [i for i, _ in bert.rerank(QUERY,
+                                                                                                       docs)][:2]
+    assert bert.rerank(QUERY, docs, top_k=100) == bert.rerank(QUERY, docs)
+
+
+def test_usage_errors_are_value_errors_and_keep_exit_codes() -> None:
+    from rerank_cli.errors import InputError, RerankError
+
+    assert issubclass(UsageError, ValueError) and issubclass(ArgumentTypeError, TypeError)
+    assert issubclass(ArgumentTypeError, UsageError) and issubclass(UsageError, RerankError)
+    assert (UsageError.exit_code, ArgumentTypeError.exit_code, InputError.exit_code) == (2, 2, 65)

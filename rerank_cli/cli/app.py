@@ -32,7 +32,7 @@ class RerankGroup(TyperGroup):
         except RerankError as err:
             if ctx.meta.get("rerank.debug") or os.environ.get("RERANK_DEBUG"):
                 err_console().print_exception()
-            error(str(err))
+            error(err.cli_message())
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None

@@ -8,7 +8,7 @@ tokenizer.json files often bake in for other purposes and which must not leak in
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,31 +39,44 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def position_limit(config: dict[str, Any]) -> int | None:
-    """How many tokens the position embeddings can hold (None when config.json does not say)."""
+# (rows of the graph's position-embedding table, whether the graph numbers positions from the padding)
+GraphPositions = tuple[int, bool]
+
+
+def position_limit(config: dict[str, Any], graph: GraphPositions | None = None) -> int | None:
+    """How many tokens the position embeddings can hold: config.json's count, else the graph's table.
+
+    None when neither says. RoBERTa-family graphs count positions from pad_token_id + 1 (with a
+    CumSum over the mask), so their first slots are not usable.
+    """
     positions = config.get("max_position_embeddings")
-    if not isinstance(positions, int) or positions <= 0:
-        return None
-    if config.get("model_type") in _OFFSET_POSITIONS:
+    offset = config.get("model_type") in _OFFSET_POSITIONS
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions <= 0:
+        if graph is None:
+            return None
+        positions, from_padding = graph
+        offset = offset or (not isinstance(config.get("model_type"), str) and from_padding)
+    if offset:
         pad = config.get("pad_token_id")
         positions -= (pad if isinstance(pad, int) else 1) + 1
     return positions
 
 
 def resolve_max_length(tokenizer_config: dict[str, Any], config: dict[str, Any],
-                       requested: int | None = None) -> int:
+                       requested: int | None = None, graph: GraphPositions | None = None) -> int:
     """The pair length limit: `model_max_length`, bounded by the positions, unless overridden.
 
     A `max_length` key in tokenizer_config.json is a leftover training argument, not the model's
     limit: the Hugging Face reference ignores it, and so do we.
     """
-    positions = position_limit(config)
+    positions = position_limit(config, graph)
     if requested is not None:
         if requested < 4:
-            raise UsageError(f"--max-length {requested} is too small: a pair needs room for its special tokens")
+            raise UsageError(f"max_length={requested} is too small: a pair needs room for its special tokens",
+                             param="max_length")
         if positions is not None and requested > positions:
-            raise UsageError(f"--max-length {requested} exceeds the model's {positions} positions; "
-                             f"use at most {positions}")
+            raise UsageError(f"max_length={requested} exceeds the model's {positions} positions; "
+                             f"use at most {positions}", param="max_length")
         return requested
     declared = tokenizer_config.get("model_max_length")
     limits = [n for n in (declared, positions) if isinstance(n, int) and 0 < n < _NO_LIMIT]
@@ -79,8 +92,12 @@ class PairEncoder:
     pad_id: int
 
     @classmethod
-    def from_dir(cls, model_dir: Path, max_length: int | None = None) -> PairEncoder:
-        """Load tokenizer.json and the limits from tokenizer_config.json and config.json."""
+    def from_dir(cls, model_dir: Path, max_length: int | None = None,
+                 graph: Callable[[], GraphPositions | None] | None = None) -> PairEncoder:
+        """Load tokenizer.json and the limits from tokenizer_config.json and config.json.
+
+        `graph` is asked for the position table only when config.json does not give the positions.
+        """
         from tokenizers import Tokenizer
 
         path = model_dir / "tokenizer.json"
@@ -90,7 +107,8 @@ class PairEncoder:
             raise ModelUnavailable(f"{path}: not a usable tokenizer.json ({exc})") from exc
         tok_config = _read_json(model_dir / "tokenizer_config.json")
         config = _read_json(model_dir / "config.json")
-        limit = resolve_max_length(tok_config, config, max_length)
+        positions = graph() if graph is not None and position_limit(config) is None else None
+        limit = resolve_max_length(tok_config, config, max_length, positions)
         side = "left" if tok_config.get("truncation_side") == "left" else "right"
         # Replace whatever truncation/padding tokenizer.json carries: the reference tokenizes with
         # truncation=longest_first at the model's limit and pads per batch, never to a fixed length.
