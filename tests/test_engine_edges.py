@@ -15,12 +15,62 @@ from typer.testing import CliRunner
 
 from rerank_cli import Reranker
 from rerank_cli.cli.app import app
+from rerank_cli.engine.batching import pad_batch, plan_batches
 from rerank_cli.errors import ArgumentTypeError, ModelUnavailable, UsageError
 from rerank_cli.pipeline import best_first
 
 QUERY = "what is the capital of france"
 TEXT = "paris is the capital and largest city of france"
 runner = CliRunner()
+
+
+def unclipped_scores(engine: Reranker, pairs: list[tuple[str, str]]) -> np.ndarray:
+    """Scores from the tokenizer on the whole texts (no pre-cut): what the pre-cut must never change."""
+    encodings = engine.encoder.tokenizer.encode_batch(pairs, add_special_tokens=True)
+    out = np.empty(len(pairs), dtype=np.float32)
+    for rows in plan_batches([len(e.ids) for e in encodings], 8):
+        out[rows] = engine.session.run(pad_batch(encodings, rows, engine.encoder.pad_id,
+                                                 engine.session.wants_token_types))
+    return out
+
+
+# Runs of characters a tokenizer drops or merges: each run is longer than 64 characters per token.
+RUNS = [" ", "\n", "\t", "\r\n", "\u00a0", "\u3000", "\u2028", "\u200b", "\ufeff", "\u00ad", "\u2060",
+        " \u200b\n\t", "\x00"]
+
+
+@pytest.mark.parametrize("path", [BERT, XLMR], ids=["bert", "xlmr"])
+def test_whitespace_runs_do_not_cost_the_text(path: Path) -> None:
+    engine = Reranker(path)
+    docs = []
+    for run in RUNS:
+        filler = run * (33_000 // len(run))
+        docs += [filler + TEXT, TEXT + filler + TEXT, "capital " + filler + TEXT + filler]
+    pairs = [(QUERY, d) for d in docs] + [(d, "paris") for d in docs[:6]]
+    np.testing.assert_allclose(engine.score_pairs(pairs), unclipped_scores(engine, pairs), atol=TOLERANCE, rtol=0)
+    # The text after the run is really seen: a run before it does not score like an empty document.
+    assert abs(engine.score(QUERY, [" " * 33_000 + TEXT])[0] - engine.score(QUERY, [""])[0]) > 1e-3
+
+
+def test_long_unknown_word_and_left_truncation_keep_the_right_tokens(model_copy) -> None:
+    # One 40,000-character word is a single [UNK] for WordPiece: the text after it is kept by tokens.
+    engine = Reranker(BERT)
+    pairs = [(QUERY, "x" * 40_000 + " " + TEXT), (QUERY, "\u200b".join("x" * 20_000) + " " + TEXT)]
+    np.testing.assert_allclose(engine.score_pairs(pairs), unclipped_scores(engine, pairs), atol=TOLERANCE, rtol=0)
+    # A tokenizer that truncates on the left keeps the end of a long text: the pre-cut must keep it too.
+    model = model_copy(BERT)
+    cfg = json.loads((model / "tokenizer_config.json").read_text())
+    (model / "tokenizer_config.json").write_text(json.dumps({**cfg, "truncation_side": "left"}))
+    left = Reranker(model)
+    pairs = [(QUERY, "berlin is in germany. " * 2_000 + TEXT), (QUERY, TEXT + " " * 40_000)]
+    np.testing.assert_allclose(left.score_pairs(pairs), unclipped_scores(left, pairs), atol=TOLERANCE, rtol=0)
+
+
+def test_xlmr_unknown_character_runs_are_one_token() -> None:
+    # tiny-xlmr has no normalizer: a run of U+200B is one fused <unk>, so the text after it is kept.
+    engine = Reranker(XLMR)
+    pairs = [(QUERY, "\u200b" * 30_000 + TEXT), (QUERY, "\U0001f600" * 30_000 + " " + TEXT)]
+    np.testing.assert_allclose(engine.score_pairs(pairs), unclipped_scores(engine, pairs), atol=TOLERANCE, rtol=0)
 
 
 # --- NaN scores -----------------------------------------------------------------------------------
