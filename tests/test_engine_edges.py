@@ -259,6 +259,10 @@ def test_api_rejects_bad_values_naming_python_parameters(bert: Reranker) -> None
     for options in ({"batch_size": True}, {"threads": 2.5}, {"max_length": "40"}, {"provider": 3}):
         with pytest.raises(ArgumentTypeError):
             Reranker(BERT, **options)
+        with pytest.raises(ArgumentTypeError):
+            Reranker.from_dir(BERT, **options)
+    with pytest.raises(ArgumentTypeError, match="model must be a str or a path, not None"):
+        Reranker(None)  # type: ignore[arg-type]
 
 
 def test_api_accepts_any_iterable_of_strings(bert: Reranker) -> None:

@@ -63,6 +63,8 @@ class Reranker:
     @classmethod
     def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
         """Load a model from a local directory only (tokenizer.json, config.json and an .onnx file)."""
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ArgumentTypeError(f"directory must be a str or a path, not {_kind(directory)}")
         engine = cls.__new__(cls)
         engine._init(local_model(Path(directory), onnx_file), **options)
         return engine
@@ -100,7 +102,7 @@ class Reranker:
 
         Ties keep input order; NaN scores (a broken model) rank last, in input order, as in the CLI.
         """
-        _check_count("top_k", top_k, optional=True)
+        _check_count("top_k", top_k, none="all")
         scores = self.score(query, docs)
         # A stable sort of the negated scores: NaN sorts after every number, ties stay in input order.
         order = np.argsort(-scores, kind="stable")[:top_k]
@@ -191,22 +193,22 @@ def _checked_items(name: str, items: Any) -> Iterator[Any]:
         raise ArgumentTypeError(f"{name} must be an iterable of (query, document) pairs, not {_kind(items)}") from None
 
 
-def _check_count(name: str, value: Any, *, optional: bool = False, least: int = 1) -> None:
-    """An int of at least `least` (numpy ints too, never a bool), or None where `optional`."""
-    if value is None and optional:
+def _check_count(name: str, value: Any, *, none: str | None = None, least: int = 1) -> None:
+    """An int of at least `least` (numpy ints too, never a bool), or None where `none` says what it means."""
+    if value is None and none is not None:
         return
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ArgumentTypeError(f"{name} must be an int{' or None' if optional else ''}, not {_kind(value)}")
+        raise ArgumentTypeError(f"{name} must be an int{' or None' if none else ''}, not {_kind(value)}")
     if value < least:
         raise UsageError(f"{name}={value} is too small: use {least} or more"
-                         f"{' (or None for all)' if optional else ''}", param=name)
+                         f"{f' (or None for {none})' if none else ''}", param=name)
 
 
 def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens: Any, max_length: Any) -> None:
     """Check the engine's options before any file is read, so a bad value never costs a download."""
     _check_count("batch_size", batch_size)
     _check_count("batch_tokens", batch_tokens)
-    _check_count("max_length", max_length, optional=True, least=4)
+    _check_count("max_length", max_length, none="the model's own", least=4)
     check_threads(threads)
     if provider is not None and not isinstance(provider, str):
         raise ArgumentTypeError(f"provider must be a str such as 'cpu', not {_kind(provider)}")
