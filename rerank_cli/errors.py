@@ -7,15 +7,36 @@ from __future__ import annotations
 
 
 class RerankError(Exception):
-    """Base of the errors rerank reports as one line; exit 1 is reserved for internal errors."""
+    """Base of the errors rerank reports as one line; exit 1 is reserved for internal errors.
+
+    Messages name a parameter the Python way (`threads=0`); `param` says which one, so that the
+    command line can show the flag instead (`--threads 0`) with `cli_message()`.
+    """
 
     exit_code = 1
 
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
-class UsageError(RerankError):
-    """A bad option value: unknown model name, unknown execution provider, bad combination."""
+    def cli_message(self) -> str:
+        """The message as the command line says it: `max_length=2` becomes `--max-length 2`."""
+        if self.param is None:
+            return str(self)
+        return str(self).replace(f"{self.param}=", f"--{self.param.replace('_', '-')} ")
+
+
+class UsageError(RerankError, ValueError):
+    """A bad option or argument value: unknown model name or provider, out of range, bad combination.
+
+    Also a ValueError, so that Python callers catch it where they would catch one.
+    """
 
     exit_code = 2
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """A Python argument of the wrong type (a str where a list of documents belongs, None, a bool)."""
 
 
 class InputError(RerankError):

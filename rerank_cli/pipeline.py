@@ -7,6 +7,7 @@ candidates in memory when asked to.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, TypeVar
 
@@ -70,17 +71,16 @@ def rank(engine: Reranker, query: str, records: Iterable[Record], field: str, to
 def best_first(scored: Iterable[tuple[float, int, T]], top_k: int | None) -> list[tuple[float, int, T]]:
     """Sort (score, index, payload) best first, ties by input order; keep only `top_k` if given.
 
-    With `top_k`, memory holds K candidates, not the whole input.
+    NaN (a model that failed on a pair) ranks after every number, NaNs in input order: the same
+    rule as `Reranker.rerank`. With `top_k`, memory holds K candidates, not the whole input.
     """
     if top_k is None:
-        return sorted(scored, key=lambda s: (-s[0], s[1]))
-    if top_k <= 0:
-        return []
-    heap: list[tuple[float, int, int, T]] = []  # min-heap on (score, -index): the root is the worst kept
-    for score, index, payload in scored:
-        entry = (score, -index, index, payload)
-        if len(heap) < top_k:
-            heapq.heappush(heap, entry)
-        elif entry[:2] > heap[0][:2]:
-            heapq.heapreplace(heap, entry)
-    return [(s, i, p) for s, _, i, p in sorted(heap, key=lambda e: (-e[0], e[2]))]
+        return sorted(scored, key=_rank_key)
+    return heapq.nsmallest(max(top_k, 0), scored, key=_rank_key)
+
+
+def _rank_key(entry: tuple[float, int, object]) -> tuple[bool, float, int]:
+    score, index = entry[0], entry[1]
+    if math.isnan(score):  # NaN compares false with everything: it would scramble any sort it is in
+        return True, 0.0, index
+    return False, -score, index

@@ -67,7 +67,7 @@ class RerankGroup(TyperGroup):
         except RerankError as err:
             if ctx.meta.get("rerank.debug") or debug_env():
                 err_console().print_exception()
-            error(str(err))
+            error(err.cli_message())
             if isinstance(err, OutputError):
                 _discard_stdout()
             raise typer.Exit(err.exit_code) from None
@@ -92,7 +92,7 @@ def _funnel(run: Callable[[], Any]) -> int:
     except _CLICK_ERROR as err:
         return _usage_error(err)
     except RerankError as err:  # outside a command: an eager option (--version) writing to a full disk
-        error(str(err))
+        error(err.cli_message())
         _discard_stdout()
         return err.exit_code
     except BrokenPipeError:

@@ -62,7 +62,8 @@ MaxLength = Annotated[Optional[int], typer.Option("--max-length", metavar="N", m
 Provider = Annotated[Optional[str], typer.Option("--provider", metavar="NAME", show_default=False,
                                                  help="Execution provider: cpu, cuda, openvino, ... [default: cpu].")]
 Threads = Annotated[Optional[int], typer.Option("--threads", metavar="N", min=1, show_default=False,
-                                                help="Intra-op threads [default: onnxruntime's choice].")]
+                                                help="Intra-op threads, at most 8 per CPU core "
+                                                     "[default: onnxruntime's choice].")]
 Sigmoid = Annotated[bool, typer.Option("--sigmoid", help="Output probabilities (sigmoid of the logits).")]
 OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", metavar="PATH", show_default=False,
                                                  help="ONNX file inside the model [default: onnx/model.onnx, "

@@ -7,8 +7,11 @@ tokenizer.json files often bake in for other purposes and which must not leak in
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +27,14 @@ _NO_LIMIT = 1_000_000
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "mpnet", "data2vec-text",
                      "longformer"}
 _FALLBACK_MAX_LENGTH = 512
+# Pre-cut: texts are bounded at 64 characters per token of the limit, not counting whitespace and
+# invisible characters the tokenizer drops; a text that still gives too few tokens (one huge unknown
+# word) gets 4x more, up to 16x, so memory stays bounded however long a line is.
 _CHARS_PER_TOKEN_BOUND = 64
+_MAX_GROWTH = 16
+_SHRINK_RUN = 8  # runs of this many silent characters or more are shrunk to what they mean
+_CHUNK = 1 << 16  # a long text is shrunk piece by piece, so a 50 MB line is never copied whole
+_PROBE_CONTEXTS = ("a{}b", "{}a", "a{}", "1.{}.2")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -39,31 +49,44 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def position_limit(config: dict[str, Any]) -> int | None:
-    """How many tokens the position embeddings can hold (None when config.json does not say)."""
+# (rows of the graph's position-embedding table, whether the graph numbers positions from the padding)
+GraphPositions = tuple[int, bool]
+
+
+def position_limit(config: dict[str, Any], graph: GraphPositions | None = None) -> int | None:
+    """How many tokens the position embeddings can hold: config.json's count, else the graph's table.
+
+    None when neither says. RoBERTa-family graphs count positions from pad_token_id + 1 (with a
+    CumSum over the mask), so their first slots are not usable.
+    """
     positions = config.get("max_position_embeddings")
-    if not isinstance(positions, int) or positions <= 0:
-        return None
-    if config.get("model_type") in _OFFSET_POSITIONS:
+    offset = config.get("model_type") in _OFFSET_POSITIONS
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions <= 0:
+        if graph is None:
+            return None
+        positions, from_padding = graph
+        offset = offset or (not isinstance(config.get("model_type"), str) and from_padding)
+    if offset:
         pad = config.get("pad_token_id")
         positions -= (pad if isinstance(pad, int) else 1) + 1
     return positions
 
 
 def resolve_max_length(tokenizer_config: dict[str, Any], config: dict[str, Any],
-                       requested: int | None = None) -> int:
+                       requested: int | None = None, graph: GraphPositions | None = None) -> int:
     """The pair length limit: `model_max_length`, bounded by the positions, unless overridden.
 
     A `max_length` key in tokenizer_config.json is a leftover training argument, not the model's
     limit: the Hugging Face reference ignores it, and so do we.
     """
-    positions = position_limit(config)
+    positions = position_limit(config, graph)
     if requested is not None:
         if requested < 4:
-            raise UsageError(f"--max-length {requested} is too small: a pair needs room for its special tokens")
+            raise UsageError(f"max_length={requested} is too small: a pair needs room for its special tokens",
+                             param="max_length")
         if positions is not None and requested > positions:
-            raise UsageError(f"--max-length {requested} exceeds the model's {positions} positions; "
-                             f"use at most {positions}")
+            raise UsageError(f"max_length={requested} exceeds the model's {positions} positions; "
+                             f"use at most {positions}", param="max_length")
         return requested
     declared = tokenizer_config.get("model_max_length")
     limits = [n for n in (declared, positions) if isinstance(n, int) and 0 < n < _NO_LIMIT]
@@ -77,10 +100,16 @@ class PairEncoder:
     tokenizer: Tokenizer
     max_length: int
     pad_id: int
+    left: bool = False  # truncation_side "left": the kept tokens are the last ones
+    silence: Silence | None = None
 
     @classmethod
-    def from_dir(cls, model_dir: Path, max_length: int | None = None) -> PairEncoder:
-        """Load tokenizer.json and the limits from tokenizer_config.json and config.json."""
+    def from_dir(cls, model_dir: Path, max_length: int | None = None,
+                 graph: Callable[[], GraphPositions | None] | None = None) -> PairEncoder:
+        """Load tokenizer.json and the limits from tokenizer_config.json and config.json.
+
+        `graph` is asked for the position table only when config.json does not give the positions.
+        """
         from tokenizers import Tokenizer
 
         path = model_dir / "tokenizer.json"
@@ -90,24 +119,121 @@ class PairEncoder:
             raise ModelUnavailable(f"{path}: not a usable tokenizer.json ({exc})") from exc
         tok_config = _read_json(model_dir / "tokenizer_config.json")
         config = _read_json(model_dir / "config.json")
-        limit = resolve_max_length(tok_config, config, max_length)
+        positions = graph() if graph is not None and position_limit(config) is None else None
+        limit = resolve_max_length(tok_config, config, max_length, positions)
         side = "left" if tok_config.get("truncation_side") == "left" else "right"
         # Replace whatever truncation/padding tokenizer.json carries: the reference tokenizes with
         # truncation=longest_first at the model's limit and pads per batch, never to a fixed length.
         tokenizer.no_padding()
+        tokenizer.no_truncation()
+        silence = Silence.probe(tokenizer)
         tokenizer.enable_truncation(limit, strategy="longest_first", direction=side)
-        return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config))
+        return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config), side == "left", silence)
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
         """Tokenize pairs in one call (the Rust side parallelises it); longer pairs are truncated by tokens.
 
-        Texts far longer than the limit are first cut to `max_length * 64` characters, so that a
-        50 MB line costs no more memory than a long document. A token never spans that many
-        characters on average, so the kept tokens are the same as without the cut.
+        Texts far longer than the limit are first cut (see `fit`), so that a 50 MB line costs no
+        more memory than a long document, without changing the tokens that are kept.
         """
         bound = self.max_length * _CHARS_PER_TOKEN_BOUND
-        clipped = [(q[:bound], d[:bound]) if len(q) > bound or len(d) > bound else (q, d) for q, d in pairs]
-        return self.tokenizer.encode_batch(clipped, add_special_tokens=True)
+        fitted = [(self.fit(q), self.fit(d)) if len(q) > bound or len(d) > bound else (q, d) for q, d in pairs]
+        return self.tokenizer.encode_batch(fitted, add_special_tokens=True)
+
+    def fit(self, text: str) -> str:
+        """The part of `text` that holds every token truncation can keep, with silent runs shrunk.
+
+        The cut is at 64 characters per token of the limit, counted after runs of whitespace and
+        invisible characters are shrunk to what they mean to this tokenizer (a space or nothing), and
+        at a whitespace where there is one, so no word is split. A cut that still gives fewer tokens
+        than the limit (a huge unknown word is one token) is retried with 4x more characters.
+        """
+        bound = self.max_length * _CHARS_PER_TOKEN_BOUND
+        while True:
+            cut, whole = self._cut(text, bound)
+            if whole or bound >= _MAX_GROWTH * self.max_length * _CHARS_PER_TOKEN_BOUND:
+                return cut
+            # The tokenizer truncates this count at max_length: reaching it means enough tokens.
+            if len(self.tokenizer.encode(cut, add_special_tokens=False).ids) >= self.max_length:
+                return cut
+            bound *= 4
+
+    def _cut(self, text: str, bound: int) -> tuple[str, bool]:
+        """(at most `bound` characters from the kept end of the shrunk text, whether that is all of it)."""
+        if len(text) <= bound:
+            return text, True
+        starts = range(0, len(text), _CHUNK)
+        pieces: list[str] = []
+        size = 0
+        for start in reversed(starts) if self.left else starts:
+            piece = text[start:start + _CHUNK]
+            piece = self.silence.shrink(piece) if self.silence is not None else piece
+            pieces.append(piece)
+            size += len(piece)
+            if size > bound:
+                break
+        else:
+            return "".join(reversed(pieces) if self.left else pieces), True
+        if self.left:
+            kept = "".join(reversed(pieces))[-bound:]
+            space = next((i for i in range(len(kept) // 2) if kept[i].isspace()), None)
+            return (kept if space is None else kept[space:]), False
+        kept = "".join(pieces)[:bound]
+        space = next((i for i in range(len(kept) - 1, len(kept) // 2, -1) if kept[i].isspace()), None)
+        return (kept if space is None else kept[:space]), False
+
+
+@functools.cache
+def _silent_candidates() -> str:
+    """Whitespace, control and format characters (the BMP and the plane-14 tags): what tokenizers drop."""
+    codes = [*range(0x10000), *range(0xE0000, 0xE0080)]
+    return "".join(c for c in map(chr, codes) if c.isspace() or unicodedata.category(c) in ("Cc", "Cf"))
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """What one tokenizer makes of whitespace and invisible characters, found by asking it at load time.
+
+    Some characters tokenize exactly like one space wherever they are and however many there are
+    (BERT's and SentencePiece's whitespace), others like nothing at all (BERT drops zero-width and
+    control characters). A long run of them can be shrunk to a space or to nothing without changing
+    a token. Byte-level BPE gives whitespace runs tokens of their own: nothing is silent there.
+    """
+
+    runs: re.Pattern[str]
+    spaces: re.Pattern[str]
+
+    @classmethod
+    def probe(cls, tokenizer: Tokenizer) -> Silence | None:
+        """Ask the tokenizer (truncation off) which characters are silent; None when none are."""
+        candidates = _silent_candidates()
+
+        def ids_of(fills: Sequence[str]) -> list[tuple[tuple[int, ...], ...]]:
+            texts = [ctx.format(fill) for fill in fills for ctx in _PROBE_CONTEXTS]
+            encodings = tokenizer.encode_batch(texts, add_special_tokens=False)
+            n = len(_PROBE_CONTEXTS)
+            return [tuple(tuple(e.ids) for e in encodings[i:i + n]) for i in range(0, len(encodings), n)]
+
+        space, nothing, many_spaces = ids_of([" ", "", " " * 9])
+        fills = [fill for c in candidates for fill in (c, c * 9)]
+        seen = ids_of(fills)
+        as_space = "".join(c for i, c in enumerate(candidates) if seen[2 * i] == seen[2 * i + 1] == space)
+        as_nothing = "".join(c for i, c in enumerate(candidates) if seen[2 * i] == seen[2 * i + 1] == nothing)
+        if many_spaces != space:
+            as_space = ""
+        if not as_space and not as_nothing:
+            return None
+        silence = cls(re.compile(f"[{re.escape(as_space + as_nothing)}]{{{_SHRINK_RUN},}}"),
+                      re.compile(f"[{re.escape(as_space)}]" if as_space else "(?!)"))
+        # Mixed runs must shrink as their characters do one by one, or nothing is shrunk at all.
+        mixed = [(as_space + as_nothing) * 2, (as_nothing + as_space) * 2, as_nothing * 2]
+        if ids_of(mixed) != ids_of([silence.shrink(m) for m in mixed]):
+            return None
+        return silence
+
+    def shrink(self, text: str) -> str:
+        """`text` with each long silent run replaced by one space (if it holds a space-like character) or nothing."""
+        return self.runs.sub(lambda m: " " if self.spaces.search(m.group()) else "", text)
 
 
 def _pad_id(tokenizer: Tokenizer, tok_config: dict[str, Any], config: dict[str, Any]) -> int:

@@ -6,18 +6,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ArgumentTypeError, UsageError
 from ..store.hub import Progress, resolve
 from ..store.registry import DEFAULT_MODEL, ModelFiles, local_model
 from .batching import pad_batch, plan_batches, prefetch, windows
 from .encoding import PairEncoder
-from .session import Session
+from .session import Session, check_threads, graph_positions
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -50,6 +51,10 @@ class Reranker:
         A cached model loads with no network request; `offline=True` (or HF_HUB_OFFLINE=1) never
         touches the network, and `refresh=True` checks the hub for a newer revision.
         """
+        if not isinstance(model, (str, os.PathLike)):
+            raise ArgumentTypeError(f"model must be a str or a path, not {_kind(model)}")
+        _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
+                       max_length=max_length)
         files = resolve(model, variant=variant, revision=revision, onnx_file=onnx_file, cache=cache_dir,
                         offline=offline, refresh=refresh, progress=progress)
         self._init(files, provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
@@ -58,6 +63,8 @@ class Reranker:
     @classmethod
     def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
         """Load a model from a local directory only (tokenizer.json, config.json and an .onnx file)."""
+        if not isinstance(directory, (str, os.PathLike)):
+            raise ArgumentTypeError(f"directory must be a str or a path, not {_kind(directory)}")
         engine = cls.__new__(cls)
         engine._init(local_model(Path(directory), onnx_file), **options)
         return engine
@@ -65,13 +72,14 @@ class Reranker:
     def _init(self, files: ModelFiles, *, provider: str | None = None, threads: int | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, batch_tokens: int = DEFAULT_BATCH_TOKENS,
               max_length: int | None = None, sigmoid: bool = False) -> None:
-        if batch_size < 1 or batch_tokens < 1:
-            raise UsageError(f"batch size and batch tokens must be 1 or more (got {batch_size}, {batch_tokens})")
+        _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
+                       max_length=max_length)
         self.files = files
-        self.encoder = PairEncoder.from_dir(files.directory, max_length)
-        self.session = Session(files.onnx, provider, threads)
-        self.batch_size = batch_size
-        self.batch_tokens = batch_tokens
+        self.encoder = PairEncoder.from_dir(files.directory, None if max_length is None else int(max_length),
+                                            graph=lambda: graph_positions(files.onnx))
+        self.session = Session(files.onnx, provider, None if threads is None else int(threads))
+        self.batch_size = int(batch_size)
+        self.batch_tokens = int(batch_tokens)
         self.truncated = 0  # pairs cut to max_length so far (the CLI warns once, at the end)
         self.sigmoid = sigmoid
 
@@ -80,22 +88,31 @@ class Reranker:
         """The pair length limit in tokens (longer pairs are truncated longest-first)."""
         return self.encoder.max_length
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> NDArray[np.floating]:
-        """Score many (query, doc) pairs; one score per pair, in input order."""
-        parts = [self._score_window(list(w)) for w in windows(pairs, DEFAULT_WINDOW)]
+    def score_pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.floating]:
+        """Score many (query, doc) pairs (any iterable of 2-item sequences); one score per pair, in input order."""
+        return self._score_pairs(_checked_pairs(pairs))
+
+    def score(self, query: str, docs: Iterable[str]) -> NDArray[np.floating]:
+        """Score documents (a list or any iterable of str) against one query; one score each, in input order."""
+        _check_text("query", query)
+        return self._score_pairs((query, d) for d in _checked_texts("docs", docs))
+
+    def rerank(self, query: str, docs: Iterable[str], top_k: int | None = None) -> list[tuple[int, float]]:
+        """(index, score) of the documents (or the `top_k` best), best first.
+
+        Ties keep input order; NaN scores (a broken model) rank last, in input order, as in the CLI.
+        """
+        _check_count("top_k", top_k, none="all")
+        scores = self.score(query, docs)
+        # A stable sort of the negated scores: NaN sorts after every number, ties stay in input order.
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        return [(int(i), float(scores[i])) for i in order]
+
+    def _score_pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.floating]:
+        parts = [self._score_window(w) for w in windows(pairs, DEFAULT_WINDOW)]
         if not parts:
             return np.zeros(0, dtype=np.float64 if self.sigmoid else np.float32)
         return np.concatenate(parts)
-
-    def score(self, query: str, docs: Sequence[str]) -> NDArray[np.floating]:
-        """Score documents against one query; one score per document, in input order."""
-        return self.score_pairs([(query, d) for d in docs])
-
-    def rerank(self, query: str, docs: Sequence[str], top_k: int | None = None) -> list[tuple[int, float]]:
-        """(index, score) of the documents, best first; ties keep input order."""
-        scores = self.score(query, docs)
-        order = np.argsort(-scores, kind="stable")[:top_k]
-        return [(int(i), float(scores[i])) for i in order]
 
     def stream(self, query: str, items: Iterable[T], text: Callable[[T], str],
                window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float]]]:
@@ -129,6 +146,72 @@ class Reranker:
         if self.sigmoid:
             return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         return logits
+
+
+def _kind(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _check_text(name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ArgumentTypeError(f"{name} must be a str, not {_kind(value)}")
+
+
+def _checked_texts(name: str, texts: Any) -> Iterator[str]:
+    """The texts of a list or any iterable, each checked to be a str (the error names its index)."""
+    if isinstance(texts, (str, bytes)):
+        raise ArgumentTypeError(f"{name} must be an iterable of str (a list, say), not a {_kind(texts)}: "
+                                "wrap a single document in a list")
+    try:
+        items = iter(texts)
+    except TypeError:
+        raise ArgumentTypeError(f"{name} must be an iterable of str (a list, say), not {_kind(texts)}") from None
+    for i, text in enumerate(items):
+        _check_text(f"{name}[{i}]", text)
+        yield text
+
+
+def _checked_pairs(pairs: Any) -> Iterator[tuple[str, str]]:
+    """(query, doc) pairs from any iterable of 2-item sequences, each checked (the error names its index)."""
+    for i, pair in enumerate(_checked_items("pairs", pairs)):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__"):
+            raise ArgumentTypeError(f"pairs[{i}] must be a (query, document) pair, not {_kind(pair)}")
+        if len(pair) != 2:
+            raise ArgumentTypeError(f"pairs[{i}] must be a (query, document) pair, not {len(pair)} items")
+        query, doc = pair
+        _check_text(f"pairs[{i}][0]", query)
+        _check_text(f"pairs[{i}][1]", doc)
+        yield query, doc
+
+
+def _checked_items(name: str, items: Any) -> Iterator[Any]:
+    if isinstance(items, (str, bytes)):
+        raise ArgumentTypeError(f"{name} must be an iterable of (query, document) pairs, not a {_kind(items)}")
+    try:
+        return iter(items)
+    except TypeError:
+        raise ArgumentTypeError(f"{name} must be an iterable of (query, document) pairs, not {_kind(items)}") from None
+
+
+def _check_count(name: str, value: Any, *, none: str | None = None, least: int = 1) -> None:
+    """An int of at least `least` (numpy ints too, never a bool), or None where `none` says what it means."""
+    if value is None and none is not None:
+        return
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise ArgumentTypeError(f"{name} must be an int{' or None' if none else ''}, not {_kind(value)}")
+    if value < least:
+        raise UsageError(f"{name}={value} is too small: use {least} or more"
+                         f"{f' (or None for {none})' if none else ''}", param=name)
+
+
+def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens: Any, max_length: Any) -> None:
+    """Check the engine's options before any file is read, so a bad value never costs a download."""
+    _check_count("batch_size", batch_size)
+    _check_count("batch_tokens", batch_tokens)
+    _check_count("max_length", max_length, none="the model's own", least=4)
+    check_threads(threads)
+    if provider is not None and not isinstance(provider, str):
+        raise ArgumentTypeError(f"provider must be a str such as 'cpu', not {_kind(provider)}")
 
 
 def as_floats(scores: NDArray[np.floating]) -> list[float]:

@@ -6,12 +6,13 @@ XLM-RoBERTa exports have no such input and onnxruntime rejects unknown inputs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ModelUnavailable, UsageError
+from ..errors import ArgumentTypeError, ModelUnavailable, UsageError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -25,6 +26,17 @@ _SHORT = {
     "cann": "CANNExecutionProvider", "azure": "AzureExecutionProvider", "webgpu": "WebGpuExecutionProvider",
 }
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# onnxruntime's intra-op pool: threads beyond the cores only contend, and each costs a stack; a
+# thousand-odd threads take gigabytes and make the process deaf to SIGTERM. 8 per core leaves room
+# for oversubscription experiments; os.cpu_count() (not the affinity mask) so that a container
+# pinned to fewer cores than its host still accepts what the host could run.
+THREADS_PER_CORE = 8
+
+
+def max_threads() -> int:
+    """The most intra-op threads a session accepts: 8 per CPU core."""
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
 
 
 def short_name(provider: str) -> str:
@@ -65,16 +77,21 @@ class Session:
         import onnxruntime
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+        check_threads(threads)
         chosen = resolve_provider(provider)
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Length-sorted batches change shape every call, so a memory pattern is never reused.
         options.enable_mem_pattern = False
         if threads is not None:
-            if threads < 1:
-                raise UsageError(f"--threads {threads}: must be 1 or more")
-            options.intra_op_num_threads = threads
-        options.log_severity_level = 3  # onnxruntime's warnings are not the user's business
+            options.intra_op_num_threads = int(threads)
+        # onnxruntime's own log goes to stderr raw, even for errors we report ourselves: silence it.
+        options.log_severity_level = 4
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.log_severity_level = 4
+        self._run_errors: tuple[type[Exception], ...] = (ort_errors.Fail, ort_errors.InvalidArgument,
+                                                         ort_errors.RuntimeException, ort_errors.EPFail,
+                                                         ort_errors.NotImplemented)
         providers = [chosen] + (["CPUExecutionProvider"] if chosen != "CPUExecutionProvider" else [])
         load_errors = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph,
                        ort_errors.NoSuchFile, ort_errors.InvalidArgument, ort_errors.RuntimeException)
@@ -84,11 +101,17 @@ class Session:
             raise ModelUnavailable(f"{onnx_path}: onnxruntime cannot load it ({_first_line(exc)}); "
                                    "re-download the model or check the file") from exc
         self.provider = short_name(self._session.get_providers()[0])
-        self.input_names = frozenset(i.name for i in self._session.get_inputs())
+        inputs = self._session.get_inputs()
+        self.input_names = frozenset(i.name for i in inputs)
         unknown = sorted(self.input_names.difference(KNOWN_INPUTS))
         if unknown or "input_ids" not in self.input_names:
             raise ModelUnavailable(f"{onnx_path}: graph inputs {sorted(self.input_names)} are not a "
                                    f"cross-encoder's ({', '.join(KNOWN_INPUTS)})")
+        # Feed each input the integer type the graph declares (some exporters use int32).
+        odd = [f"{i.name}: {i.type}" for i in inputs if i.type not in _INT_TYPES]
+        if odd:
+            raise ModelUnavailable(f"{onnx_path}: graph inputs must be int64 or int32 tensors ({', '.join(odd)})")
+        self._dtypes = {i.name: _INT_TYPES[i.type] for i in inputs}
         self._output = self._session.get_outputs()[0].name
 
     @property
@@ -98,8 +121,14 @@ class Session:
 
     def run(self, arrays: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]:
         """Score one padded batch: returns one float32 logit per row."""
-        feed = {k: v for k, v in arrays.items() if k in self.input_names}
-        (logits,) = self._session.run([self._output], feed)
+        feed = {k: v.astype(self._dtypes[k], copy=False) for k, v in arrays.items() if k in self._dtypes}
+        try:
+            (logits,) = self._session.run([self._output], feed, self._run_options)
+        except self._run_errors as exc:
+            rows, width = arrays["input_ids"].shape
+            raise ModelUnavailable(f"onnxruntime failed on a batch of {rows} pairs of up to {width} tokens "
+                                   f"({_first_line(exc)}); if the model cannot take that many tokens, pass a "
+                                   "smaller max_length=N", param="max_length") from exc
         logits = np.asarray(logits, dtype=np.float32)
         if logits.ndim == 2 and logits.shape[1] == 1:
             return logits[:, 0]
@@ -107,6 +136,38 @@ class Session:
             return logits
         raise ModelUnavailable(f"the model outputs {logits.shape[1:]} values per pair; "
                                "rerank needs a cross-encoder with a single relevance logit")
+
+
+def check_threads(threads: Any) -> None:
+    """Reject a thread count that is not an int from 1 to `max_threads()` (None: onnxruntime's choice)."""
+    if threads is None:
+        return
+    if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool):
+        raise ArgumentTypeError(f"threads must be an int or None, not {type(threads).__name__}")
+    if threads < 1:
+        raise UsageError(f"threads={threads} is too few: use 1 or more", param="threads")
+    if threads > max_threads():
+        raise UsageError(f"threads={threads} is too many for {os.cpu_count()} CPU cores: use at most "
+                         f"{max_threads()} ({THREADS_PER_CORE} per core)", param="threads")
+
+
+def graph_positions(onnx_path: Path) -> tuple[int, bool] | None:
+    """(rows of the graph's position-embedding table, whether it numbers positions from the padding).
+
+    Read from the initializers' shapes (weights stay on disk); None when no table is named so
+    (rotary or ALiBi models have none). A CumSum marks RoBERTa-style positions counted from padding.
+    """
+    import onnx
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError; onnxruntime will name the problem
+        raise ModelUnavailable(f"{onnx_path}: not a readable ONNX graph ({_first_line(exc)}); "
+                               "re-download the model or check the file") from exc
+    rows = [t.dims[0] for t in model.graph.initializer if "position_embeddings" in t.name and len(t.dims) == 2]
+    if not rows:
+        return None
+    return int(min(rows)), any(node.op_type == "CumSum" for node in model.graph.node)
 
 
 def _first_line(exc: BaseException) -> str:
