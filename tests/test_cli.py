@@ -46,9 +46,9 @@ def test_score_jsonl_matches_reference_and_keeps_fields(docs: Path, model: str, 
     assert [r["index"] for r in rows] == list(range(len(rows)))
     assert all(list(r) == ["id", "text", "meta", "index", "score"] for r in rows)
     assert max(abs(r["score"] - e) for r, e in zip(rows, query_refs(model))) < TOLERANCE
-    # One document is longer than the model's limit: one warning line, once, not per document.
+    # Two documents are longer than the model's limit: one warning line, once, not per document.
     limit = 40 if model == "tiny-bert" else 48
-    assert result.stderr == (f"rerank: warning: 1 of 5 pairs were longer than {limit} tokens and were truncated "
+    assert result.stderr == (f"rerank: warning: 2 of 6 pairs were longer than {limit} tokens and were truncated "
                              "longest-first (--max-length sets the limit; --quiet hides this)\n")
     assert run("score", "-q", QUERY, "-m", path, docs, "--quiet").stderr == ""
 
