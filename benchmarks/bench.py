@@ -47,7 +47,7 @@ def run_process(cmd: list[str], stdout_path: Path | None = None) -> tuple[float,
 
 def rerank_cmd(model: Path, docs: Path, *extra: str, command: str = "score") -> list[str]:
     return [sys.executable, "-m", "rerank_cli", command, "-m", str(model), "-q", QUERY, str(docs),
-            "--threads", "2", "--quiet", *extra]
+            "--threads", "2", "--quiet", "--activation", "none", *extra]  # logits, as the peers return
 
 
 def fastembed_python() -> str | None:

@@ -50,7 +50,7 @@ def test_rerank_best_first_with_ties_in_input_order() -> None:
 
 
 def test_sigmoid_is_float64_and_does_not_saturate() -> None:
-    engine = Reranker(BERT, sigmoid=True)
+    engine = Reranker(BERT, activation="sigmoid")
     probs = engine.score_pairs(PAIRS)
     assert probs.dtype == np.float64
     expected = 1 / (1 + np.exp(-np.asarray(reference_scores("tiny-bert"), dtype=np.float64)))

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
+from ..engine.activation import Activation
 from ..records.readers import InputFormat
 from ..records.writers import OutputFormat
 
@@ -64,7 +65,10 @@ Provider = Annotated[Optional[str], typer.Option("--provider", metavar="NAME", s
 Threads = Annotated[Optional[int], typer.Option("--threads", metavar="N", min=1, show_default=False,
                                                 help="Intra-op threads, at most 8 per CPU core "
                                                      "[default: onnxruntime's choice].")]
-Sigmoid = Annotated[bool, typer.Option("--sigmoid", help="Output probabilities (sigmoid of the logits).")]
+ActivationOpt = Annotated[Activation, typer.Option(
+    "--activation", help="Output function: auto (the model's own, as sentence-transformers applies it), none "
+                         "(raw logits), sigmoid (probabilities).")]
+Sigmoid = Annotated[bool, typer.Option("--sigmoid", hidden=True, help="Deprecated: --activation sigmoid.")]
 OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", metavar="PATH", show_default=False,
                                                  help="ONNX file inside the model [default: onnx/model.onnx, "
                                                       "else model.onnx].")]

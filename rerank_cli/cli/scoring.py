@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ..errors import RerankError
+from ..engine.activation import Activation
+from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.writers import OutputFormat, open_writer
 from ..store.registry import DEFAULT_MODEL
 from .console import SkipReport, download_progress, score_progress, stdin_notice, warn
 from .options import (
+    ActivationOpt,
     BatchSize,
     BatchTokens,
     CacheDir,
@@ -63,7 +65,8 @@ def score(
     ctx: typer.Context, query: Query, files: Files = None, model: Model = DEFAULT_MODEL, field: Field = "text",
     input_format: InFormat = InputFormat.auto, output_format: OutFormat = OutputFormat.auto,
     batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768, max_length: MaxLength = None,
-    provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
+    provider: Provider = None, threads: Threads = None, activation: ActivationOpt = Activation.auto,
+    sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
     refresh: Refresh = False, score_key: ScoreKey = "score", skip_invalid: SkipInvalid = False,
     quiet: Quiet = False, debug: Debug = False,
@@ -80,14 +83,15 @@ def score(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, sigmoid=sigmoid)
+         max_length=max_length, activation=_activation(activation, sigmoid, quiet))
 
 
 def rerank(
     ctx: typer.Context, query: Query, files: Files = None, top_k: TopK = None, model: Model = DEFAULT_MODEL,
     field: Field = "text", input_format: InFormat = InputFormat.auto,
     output_format: OutFormat = OutputFormat.auto, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
-    max_length: MaxLength = None, provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False,
+    max_length: MaxLength = None, provider: Provider = None, threads: Threads = None,
+    activation: ActivationOpt = Activation.auto, sigmoid: Sigmoid = False,
     onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
     offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score",
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
@@ -106,7 +110,18 @@ def rerank(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, sigmoid=sigmoid)
+         max_length=max_length, activation=_activation(activation, sigmoid, quiet))
+
+
+def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activation:
+    """--activation, or the deprecated --sigmoid (kept working with a warning)."""
+    if not sigmoid:
+        return activation
+    if activation not in (Activation.auto, Activation.sigmoid):
+        raise UsageError(f"--sigmoid conflicts with --activation {activation.value}; use --activation alone")
+    if not quiet:
+        warn("--sigmoid is deprecated and will be removed; use --activation sigmoid")
+    return Activation.sigmoid
 
 
 def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool, field: str,

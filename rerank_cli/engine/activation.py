@@ -16,11 +16,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..errors import ModelUnavailable
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is imported where scores are computed: the CLI imports this module for its enum
+    import numpy as np
     from numpy.typing import NDArray
 
 
@@ -67,6 +66,8 @@ def to_scores(logits: NDArray[np.float32], requested: Activation,
     anything computed (sigmoid, softmax, differences) is float64, so that high scores do not
     saturate into ties.
     """
+    import numpy as np
+
     if logits.ndim == 2 and logits.shape[1] == 1:
         logits = logits[:, 0]
     if logits.ndim == 1:
@@ -88,6 +89,8 @@ def effective(requested: Activation, declared: Activation | None, labels: int) -
 
 
 def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    import numpy as np
+
     return 1.0 / (1.0 + np.exp(-x))
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,6 +17,7 @@ import numpy as np
 from ..errors import ArgumentTypeError, UsageError
 from ..store.hub import Progress, resolve
 from ..store.registry import DEFAULT_MODEL, ModelFiles, local_model
+from .activation import Activation, declared_activation, effective, to_scores
 from .batching import pad_batch, plan_batches, prefetch, windows
 from .encoding import PairEncoder
 from .session import Session, check_threads, graph_positions
@@ -36,8 +38,9 @@ STALL_SECONDS = 0.2  # a stream that pauses this long gets the window it has sco
 class Reranker:
     """One cross-encoder model loaded for scoring (query, document) pairs on one execution provider.
 
-    Scores are raw logits by default (what the model outputs); `sigmoid=True` maps them to
-    probabilities in float64, so that high scores do not saturate into ties.
+    Scores follow the model's own output function by default (`activation="auto"`: what
+    sentence-transformers' CrossEncoder returns for it); `"none"` gives raw logits, `"sigmoid"`
+    probabilities computed in float64, so that high scores do not saturate into ties.
     """
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, *, provider: str | None = None,
@@ -45,7 +48,8 @@ class Reranker:
                  batch_tokens: int = DEFAULT_BATCH_TOKENS, max_length: int | None = None,
                  onnx_file: str | None = None, variant: str | None = None, revision: str | None = None,
                  cache_dir: str | Path | None = None, offline: bool = False, refresh: bool = False,
-                 sigmoid: bool = False, progress: Progress | None = None) -> None:
+                 activation: Activation | str = Activation.auto, sigmoid: bool | None = None,
+                 progress: Progress | None = None) -> None:
         """Load a model: a local directory, a registry name or a hub repo id (pulled on first use).
 
         A cached model loads with no network request; `offline=True` (or HF_HUB_OFFLINE=1) never
@@ -58,7 +62,7 @@ class Reranker:
         files = resolve(model, variant=variant, revision=revision, onnx_file=onnx_file, cache=cache_dir,
                         offline=offline, refresh=refresh, progress=progress)
         self._init(files, provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                   max_length=max_length, sigmoid=sigmoid)
+                   max_length=max_length, activation=activation, sigmoid=sigmoid)
 
     @classmethod
     def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
@@ -71,7 +75,8 @@ class Reranker:
 
     def _init(self, files: ModelFiles, *, provider: str | None = None, threads: int | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, batch_tokens: int = DEFAULT_BATCH_TOKENS,
-              max_length: int | None = None, sigmoid: bool = False) -> None:
+              max_length: int | None = None, activation: Activation | str = Activation.auto,
+              sigmoid: bool | None = None) -> None:
         _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                        max_length=max_length)
         self.files = files
@@ -81,7 +86,22 @@ class Reranker:
         self.batch_size = int(batch_size)
         self.batch_tokens = int(batch_tokens)
         self.truncated = 0  # pairs cut to max_length so far (the CLI warns once, at the end)
-        self.sigmoid = sigmoid
+        if sigmoid is not None:
+            warnings.warn("sigmoid= is deprecated; use activation='sigmoid' or 'none'", DeprecationWarning,
+                          stacklevel=3)
+            activation = Activation.sigmoid if sigmoid else Activation.none
+        try:
+            self.requested = Activation(activation)
+        except ValueError:
+            choices = ", ".join(repr(a.value) for a in Activation)
+            raise UsageError(f"activation {activation!r} is not one of {choices}") from None
+        # Only `auto` reads the model's declaration: an explicit choice works whatever the files say.
+        self.declared = declared_activation(files.directory)[0] if self.requested is Activation.auto else None
+
+    @property
+    def activation(self) -> str:
+        """The output function applied: none, sigmoid, softmax (two labels) or none (logit difference)."""
+        return effective(self.requested, self.declared, self.session.labels or 1)
 
     @property
     def max_length(self) -> int:
@@ -111,7 +131,7 @@ class Reranker:
     def _score_pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.floating]:
         parts = [self._score_window(w) for w in windows(pairs, DEFAULT_WINDOW)]
         if not parts:
-            return np.zeros(0, dtype=np.float64 if self.sigmoid else np.float32)
+            return np.zeros(0, dtype=np.float32 if self.activation == "none" else np.float64)
         return np.concatenate(parts)
 
     def stream(self, query: str, items: Iterable[T], text: Callable[[T], str],
@@ -139,13 +159,16 @@ class Reranker:
 
     def _run(self, encodings: list[Encoding]) -> NDArray[np.floating]:
         lengths = [len(e.ids) for e in encodings]
-        logits = np.empty(len(encodings), dtype=np.float32)
+        logits: NDArray[np.float32] | None = None
         with_types = self.session.wants_token_types
         for rows in plan_batches(lengths, self.batch_size, self.batch_tokens):
-            logits[rows] = self.session.run(pad_batch(encodings, rows, self.encoder.pad_id, with_types))
-        if self.sigmoid:
-            return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        return logits
+            batch = self.session.run(pad_batch(encodings, rows, self.encoder.pad_id, with_types))
+            if logits is None:
+                logits = np.empty((len(encodings), batch.shape[1]), dtype=np.float32)
+            logits[rows] = batch
+        if logits is None:
+            logits = np.empty((0, 1), dtype=np.float32)
+        return to_scores(logits, self.requested, self.declared)
 
 
 def _kind(value: Any) -> str:

@@ -112,7 +112,14 @@ class Session:
         if odd:
             raise ModelUnavailable(f"{onnx_path}: graph inputs must be int64 or int32 tensors ({', '.join(odd)})")
         self._dtypes = {i.name: _INT_TYPES[i.type] for i in inputs}
-        self._output = self._session.get_outputs()[0].name
+        output = self._session.get_outputs()[0]
+        self._output = output.name
+        width = output.shape[-1] if len(output.shape) == 2 else 1
+        # The label count when the graph states it (a symbolic width is checked on the first batch).
+        self.labels = width if isinstance(width, int) else None
+        if self.labels is not None and self.labels > 2:
+            raise ModelUnavailable(f"{onnx_path}: the model outputs {self.labels} values per pair; rerank scores "
+                                   "models with one relevance logit or two ([irrelevant, relevant])")
 
     @property
     def wants_token_types(self) -> bool:
@@ -120,7 +127,7 @@ class Session:
         return "token_type_ids" in self.input_names
 
     def run(self, arrays: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]:
-        """Score one padded batch: returns one float32 logit per row."""
+        """Score one padded batch: float32 logits, one row per pair, one column per label."""
         feed = {k: v.astype(self._dtypes[k], copy=False) for k, v in arrays.items() if k in self._dtypes}
         try:
             (logits,) = self._session.run([self._output], feed, self._run_options)
@@ -130,12 +137,7 @@ class Session:
                                    f"({_first_line(exc)}); if the model cannot take that many tokens, pass a "
                                    "smaller max_length=N", param="max_length") from exc
         logits = np.asarray(logits, dtype=np.float32)
-        if logits.ndim == 2 and logits.shape[1] == 1:
-            return logits[:, 0]
-        if logits.ndim == 1:
-            return logits
-        raise ModelUnavailable(f"the model outputs {logits.shape[1:]} values per pair; "
-                               "rerank needs a cross-encoder with a single relevance logit")
+        return logits.reshape(len(logits), -1)
 
 
 def check_threads(threads: Any) -> None:
