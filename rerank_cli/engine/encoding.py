@@ -126,6 +126,7 @@ class PairEncoder:
         # truncation=longest_first at the model's limit and pads per batch, never to a fixed length.
         tokenizer.no_padding()
         tokenizer.no_truncation()
+        follow_sentencepiece(tokenizer)  # before probing: it changes what whitespace means
         silence = Silence.probe(tokenizer)
         tokenizer.enable_truncation(limit, strategy="longest_first", direction=side)
         return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config), side == "left", silence)
@@ -234,6 +235,24 @@ class Silence:
     def shrink(self, text: str) -> str:
         """`text` with each long silent run replaced by one space (if it holds a space-like character) or nothing."""
         return self.runs.sub(lambda m: " " if self.spaces.search(m.group()) else "", text)
+
+
+def follow_sentencepiece(tokenizer: Tokenizer) -> None:
+    """Make a SentencePiece conversion split whitespace as SentencePiece does, which the model was trained on.
+
+    tokenizer.json files converted from a SentencePiece Unigram model (XLM-R, BGE, Jina v2) carry a bare
+    Metaspace pre-tokenizer, which turns leading and trailing whitespace into stray `▁` tokens that
+    SentencePiece (remove_extra_whitespaces) never produces. Splitting on whitespace first, as
+    transformers 5 rebuilds these tokenizers, gives SentencePiece's own ids (tests/test_sentencepiece.py).
+    """
+    from tokenizers import models, pre_tokenizers
+
+    pre = tokenizer.pre_tokenizer
+    if not isinstance(tokenizer.model, models.Unigram) or not isinstance(pre, pre_tokenizers.Metaspace):
+        return  # BERT WordPiece, byte-level BPE, or a pipeline that already splits whitespace
+    metaspace = pre_tokenizers.Metaspace(replacement=pre.replacement, prepend_scheme=pre.prepend_scheme,
+                                         split=pre.split)
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), metaspace])
 
 
 def _pad_id(tokenizer: Tokenizer, tok_config: dict[str, Any], config: dict[str, Any]) -> int:
