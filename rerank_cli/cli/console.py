@@ -33,6 +33,11 @@ def error(message: str) -> None:
     _line(f"rerank: error: {message}")
 
 
+def say(message: str) -> None:
+    """Print `rerank: ...`: what rerank chose or did, for people (stderr, never stdout)."""
+    err_console().print(f"rerank: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
     """Print `rerank: warning: ...` as one plain line."""
     _line(f"rerank: warning: {message}")

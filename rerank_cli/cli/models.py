@@ -80,7 +80,8 @@ def _row(spec: ModelSpec, cached: list[str]) -> dict[str, Any]:
         "onnx_data": spec.onnx_data, "size_gb": spec.size_gb, "license": spec.license,
         "non_commercial": "-nc" in spec.license, "max_length": spec.max_length, "languages": list(spec.languages),
         "variants": dict(spec.variants), "default": spec.name == DEFAULT_MODEL, "cached": "default" in cached,
-        "cached_variants": cached, "description": spec.description,
+        "cached_variants": cached, "description": spec.description, "activation": spec.activation,
+        "source": spec.source,
     }
 
 
@@ -102,16 +103,18 @@ def _table(rows: list[dict[str, Any]]) -> str:
     table.add_column("name", no_wrap=True)  # identifiers people copy: never folded
     table.add_column("size", no_wrap=True, justify="right")
     table.add_column("licence", no_wrap=True)
-    table.add_column("max len", justify="right", no_wrap=True)
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("scores", no_wrap=True)  # what --activation auto gives: logits or sigmoid probabilities
     table.add_column("cached", overflow="fold")  # 12 columns are left at 80: variant names fit whole
     for r in rows:
         size = f"{r['size_gb']:.1f}G" if r["size_gb"] >= 1 else f"{r['size_gb'] * 1000:.0f}M"
         table.add_row(r["name"] + (" *" if r["default"] else ""), size,
-                      r["license"], str(r["max_length"]),
+                      r["license"], str(r["max_length"]), "logits" if r["activation"] == "none" else "0..1",
                       ", ".join(r["cached_variants"]) or "no")
     out.print(table, markup=False)
     lines = [line.rstrip() for line in text.getvalue().splitlines()]
-    lines += ["* the default model. cc-by-nc: a non-commercial licence.",
+    lines += ["* the default model. cc-by-nc: a non-commercial licence. limit: tokens per pair.",
+              "scores: what --activation auto gives: raw logits, or probabilities (0..1, sigmoid).",
               "Variants: rerank models pull NAME --variant quantized",
               "Every field, for scripts: rerank models list --json"]
     return "\n".join(lines) + "\n"
@@ -146,6 +149,8 @@ def pull(
         if target.local_int8:
             raise UsageError(f"{target.label}: the local-int8 variant is made on this machine, not downloaded; "
                              f"make it with `{target.command('quantize', cache_dir)}`")
+        if target.note:
+            _say(quiet, target.note)
         found = None if refresh else locate(target, cache)
         if found is None:
             with download_progress(quiet) as progress:

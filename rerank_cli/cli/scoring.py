@@ -12,7 +12,7 @@ from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.writers import OutputFormat, open_writer
 from ..store.registry import DEFAULT_MODEL
-from .console import SkipReport, download_progress, score_progress, stdin_notice, warn
+from .console import SkipReport, download_progress, say, score_progress, stdin_notice, warn
 from .options import (
     ActivationOpt,
     BatchSize,
@@ -58,6 +58,8 @@ def _engine(model: str, *, quiet: bool, **options: Any) -> Reranker:
         engine = Reranker(model, progress=progress, **options)
     if engine.files.warning and not quiet:
         warn(engine.files.warning)  # e.g. --refresh could not reach the Hub: the cached copy is used
+    if engine.files.note and not quiet:
+        say(engine.files.note)  # e.g. which int8 file --variant int8 chose for this CPU
     return engine
 
 

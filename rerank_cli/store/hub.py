@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from ..errors import ModelUnavailable, UsageError
 from .registry import (
     EXTERNAL_DATA_SUFFIXES,
+    INT8,
     LOCAL_INT8,
     ONNX_CANDIDATES,
     OPTIONAL_FILES,
@@ -35,7 +36,10 @@ from .registry import (
     check_choice,
     check_name,
     closest_names,
+    default_onnx,
+    fallback_note,
     find_spec,
+    int8_note,
     is_repo_id,
     local_int8_path,
     local_variant,
@@ -60,6 +64,7 @@ class Target:
     local_int8: bool = False  # --variant local-int8: the copy `rerank models quantize` built locally
     variant: str | None = None  # as the user gave it, for the commands we suggest
     chosen_file: bool = False  # onnx_file came from --onnx-file (not from the registry or a variant)
+    note: str | None = None  # what was chosen for the user, passed on in ModelFiles.note
 
     @property
     def label(self) -> str:
@@ -110,10 +115,11 @@ def target_for(model: str, *, variant: str | None = None, revision: str | None =
     check_choice(variant, onnx_file, revision)
     spec = find_spec(model)
     if spec is not None:
-        chosen = onnx_file or spec.onnx_for(variant)
+        picked, chosen = (None, onnx_file) if onnx_file else spec.pick(variant)
         data = spec.onnx_data if chosen == spec.onnx_file else None
+        note = int8_note(picked, chosen) if variant and variant.lower() == INT8 and picked else None
         return Target(spec.repo, revision or spec.revision, chosen, data, spec, variant=variant,
-                      chosen_file=bool(onnx_file))
+                      chosen_file=bool(onnx_file), note=note)
     if not is_repo_id(model):
         close = closest_names(model)
         hint = f"; did you mean {' or '.join(close)}?" if close else "; see `rerank models list`"
@@ -137,7 +143,7 @@ def locate(target: Target, cache: Path) -> ModelFiles | None:
     if sha is None:
         return None
     snapshot = folder / "snapshots" / sha
-    onnx = target.onnx_file or next((c for c in ONNX_CANDIDATES if (snapshot / c).is_file()), None)
+    onnx = target.onnx_file or default_onnx(lambda c: (snapshot / c).is_file())
     needed = [*REQUIRED_FILES, *(f for f in (onnx, target.onnx_data) if f)]
     if onnx is None or not all((snapshot / f).is_file() for f in needed):
         return None
@@ -145,7 +151,7 @@ def locate(target: Target, cache: Path) -> ModelFiles | None:
         onnx = local_int8_path(onnx)
         if not (snapshot / onnx).is_file():
             return None
-    return ModelFiles(snapshot, snapshot / onnx)
+    return ModelFiles(snapshot, snapshot / onnx, note=None if target.onnx_file else fallback_note(onnx))
 
 
 def _read_ref(folder: Path, revision: str) -> str | None:
@@ -173,6 +179,12 @@ def resolve(model: str | os.PathLike[str], *, variant: str | None = None, revisi
             raise UsageError(f"{path} is a local directory: a revision applies to hub models only")
         return local_variant(path, text, variant, onnx_file)
     target = target_for(text, variant=variant, revision=revision, onnx_file=onnx_file)
+    files = _resolve_target(target, cache, offline=offline, refresh=refresh, progress=progress)
+    return replace(files, note=target.note) if target.note else files
+
+
+def _resolve_target(target: Target, cache: str | os.PathLike[str] | None, *, offline: bool, refresh: bool,
+                    progress: Progress | None) -> ModelFiles:
     where = cache_dir(cache)
     if refresh and offline_requested(offline):
         why = "--offline" if offline else "HF_HUB_OFFLINE"
@@ -216,6 +228,7 @@ def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> Mo
         raise UsageError(f"{target.label}: the local-int8 variant is made on this machine, not downloaded; "
                          f"make it with `{target.command('quantize')}`")
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub's import
+    named = target.onnx_file is not None
     with _hub_errors(target, cache), quiet_logger("huggingface_hub"):
         info = HfApi(endpoint=endpoint).model_info(target.repo, revision=target.revision, files_metadata=True)
         sha = str(info.sha)
@@ -235,7 +248,7 @@ def pull(target: Target, *, cache: Path, progress: Progress | None = None) -> Mo
                                "run the pull again")
     if not _SHA.match(target.revision):
         _write_ref(repo_folder(cache, target.repo), target.revision, sha)
-    return found
+    return found if named or target.onnx_file is None else replace(found, note=fallback_note(target.onnx_file))
 
 
 @contextmanager
@@ -254,7 +267,7 @@ def quiet_logger(name: str) -> Iterator[None]:
 
 def _complete(target: Target, sizes: dict[str, int | None]) -> Target:
     """Fill in the ONNX file (and its external-data file) from the repo listing; explain what is missing."""
-    onnx = target.onnx_file or next((c for c in ONNX_CANDIDATES if c in sizes), None)
+    onnx = target.onnx_file or default_onnx(sizes.__contains__)
     if onnx is None or onnx not in sizes:
         found = sorted(f for f in sizes if f.endswith(".onnx"))
         wanted = target.onnx_file or " or ".join(ONNX_CANDIDATES)
