@@ -160,8 +160,8 @@ def test_help_shows_every_command_and_no_python_types(command: list[str]) -> Non
 
 @pytest.mark.parametrize(("words", "expected"), [
     ("rerank models pull Xenova/ms-marco-MiniLM-L-1", {"Xenova/ms-marco-MiniLM-L-12-v2"}),
-    ("rerank models quantize BAAI/", {"BAAI/bge-reranker-base"}),
-    ("rerank models rm mixed", {"mixedbread-ai/mxbai-rerank-xsmall-v1"}),
+    ("rerank models quantize BAAI/", {"BAAI/bge-reranker-base", "BAAI/bge-reranker-large"}),
+    ("rerank models rm mixed", {"mixedbread-ai/mxbai-rerank-xsmall-v1", "mixedbread-ai/mxbai-rerank-base-v1"}),
 ])
 def test_models_commands_complete_model_names(words: str, expected: set[str]) -> None:
     # What the installed bash script runs at each <TAB>: a real process, as the shell would start it.
