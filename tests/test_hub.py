@@ -413,7 +413,7 @@ def test_models_list_fits_the_terminal_with_every_name_and_variant_whole(hub: Hu
     for columns in (60, 80, 100):
         table = runner.invoke(app, ["models", "list"], env={"COLUMNS": str(columns)}).stdout
         lines = table.splitlines()
-        assert lines[0].split() == ["name", "size", "licence", "limit", "scores", "cached"]  # narrower: wider, not fewer
+        assert lines[0].split() == ["name", "size", "licence", "limit", "score", "cached"]  # narrower: wider, not fewer
         assert max(len(line) for line in lines) <= max(columns, 80), table
         for spec in REGISTRY:
             assert any(line.startswith(spec.name) for line in lines), spec.name

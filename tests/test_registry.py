@@ -107,4 +107,4 @@ def test_models_list_shows_what_auto_scores_are() -> None:
     assert {r["name"]: r["activation"] for r in rows}["BAAI/bge-reranker-base"] == "sigmoid"
     table = runner.invoke(app, ["models", "list"], env={"COLUMNS": "80"}).stdout
     line = next(x for x in table.splitlines() if x.startswith("BAAI/bge-reranker-base "))
-    assert "0..1" in line and "scores" in table.splitlines()[0]
+    assert "0..1" in line and "score" in table.splitlines()[0].split()

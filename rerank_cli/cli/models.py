@@ -104,17 +104,17 @@ def _table(rows: list[dict[str, Any]]) -> str:
     table.add_column("size", no_wrap=True, justify="right")
     table.add_column("licence", no_wrap=True)
     table.add_column("limit", justify="right", no_wrap=True)
-    table.add_column("scores", no_wrap=True)  # what --activation auto gives: logits or sigmoid probabilities
+    table.add_column("score", no_wrap=True)  # what --activation auto gives: logits or sigmoid probabilities
     table.add_column("cached", overflow="fold")  # 12 columns are left at 80: variant names fit whole
     for r in rows:
         size = f"{r['size_gb']:.1f}G" if r["size_gb"] >= 1 else f"{r['size_gb'] * 1000:.0f}M"
         table.add_row(r["name"] + (" *" if r["default"] else ""), size,
-                      r["license"], str(r["max_length"]), "logits" if r["activation"] == "none" else "0..1",
+                      r["license"].replace("cc-by-nc-4.0", "cc-by-nc"), str(r["max_length"]), "logit" if r["activation"] == "none" else "0..1",
                       ", ".join(r["cached_variants"]) or "no")
     out.print(table, markup=False)
     lines = [line.rstrip() for line in text.getvalue().splitlines()]
     lines += ["* the default model. cc-by-nc: a non-commercial licence. limit: tokens per pair.",
-              "scores: what --activation auto gives: raw logits, or probabilities (0..1, sigmoid).",
+              "score: what --activation auto gives: raw logits, or probabilities (0..1).",
               "Variants: rerank models pull NAME --variant quantized",
               "Every field, for scripts: rerank models list --json"]
     return "\n".join(lines) + "\n"
