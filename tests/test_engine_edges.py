@@ -30,7 +30,7 @@ def unclipped_scores(engine: Reranker, pairs: list[tuple[str, str]]) -> np.ndarr
     out = np.empty(len(pairs), dtype=np.float32)
     for rows in plan_batches([len(e.ids) for e in encodings], 8):
         out[rows] = engine.session.run(pad_batch(encodings, rows, engine.encoder.pad_id,
-                                                 engine.session.wants_token_types))
+                                                 engine.session.wants_token_types))[:, 0]  # one label
     return out
 
 
