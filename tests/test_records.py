@@ -133,6 +133,40 @@ def test_input_score_keeps_its_text_when_moved() -> None:
     assert result.stdout_bytes.startswith(b'{"id":123456789012345678901234567890,"input_score":1.50,"text":"t",')
 
 
+# --- item 7: --score-key cannot overwrite our keys or the document -----------------------------------------
+
+@pytest.mark.parametrize(("key", "extra"), [("index", []), ("rank", []), ("text", []), ("", []),
+                                            ("body", ["--field", "body"]), ("input_index", []),
+                                            ("input_rank", [])])
+def test_score_key_that_would_overwrite_is_a_usage_error(tmp_path: Path, key: str, extra: list[str]) -> None:
+    # A missing model proves the check comes first: loading it would exit 69.
+    for command in ("score", "rerank"):
+        result = run(command, "-q", "q", "-m", tmp_path / "nope", "--score-key", key, *extra, stdin="x\n")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("rerank: error: ") and result.stderr.count("\n") == 1
+        assert "--score-key" in result.stderr
+
+
+# --- item 15: both `score` and `input_score` is a located, skippable input error ------------------------
+
+@pytest.mark.parametrize(("command", "record", "extra"), [
+    ("score", b'{"score": 1, "input_score": 2, "text": "x"}', []),
+    ("rerank", b'{"rank": 1, "input_rank": 2, "text": "x"}', []),
+    ("score", b'{"ce": 1, "input_ce": 2, "text": "x"}', ["--score-key", "ce"]),
+])
+def test_input_key_clash_is_located_and_skippable(tmp_path: Path, command: str, record: bytes,
+                                                  extra: list[str]) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "ok"}\n' + record + b'\n{"text": "after"}\n')
+    result = score(path, *extra, "-f", "jsonl", command=command)
+    assert result.exit_code == 65 and result.stderr.startswith(f"rerank: error: {path}:2: has both ")
+    if command == "score":
+        assert [r["text"] for r in lines(result.stdout_bytes)] == ["ok"]  # nothing before it lost
+    skipped = score(path, *extra, "--skip-invalid", command=command)
+    assert skipped.exit_code == 0
+    assert sorted(r["text"] for r in lines(skipped.stdout_bytes)) == ["after", "ok"]
+
+
 # --- rough edges of reading ------------------------------------------------------------------------------
 
 def test_not_json_in_autodetected_input_suggests_text_format(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", show_default=Fal
                                                  help="ONNX file inside the model [default: onnx/model.onnx, "
                                                       "else model.onnx].")]
 ScoreKey = Annotated[str, typer.Option("--score-key", help="Output key for the score (an input value under "
-                                       "the same key is kept as input_<key>).")]
+                                       "the same key is kept as input_<key>); not index, rank, text or --field.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 Variant = Annotated[Optional[str], typer.Option("--variant", show_default=False,
                                                help="A published variant of the model: quantized, int8, fp16, ...")]

@@ -9,7 +9,7 @@ import typer
 
 from ..errors import RerankError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
-from ..records.writers import OutputFormat, open_writer
+from ..records.writers import OutputFormat, check_score_key, open_writer, output_keys
 from ..store.registry import DEFAULT_MODEL
 from .console import SkipReport, download_progress, score_progress, warn
 from .options import (
@@ -113,9 +113,11 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     from ..pipeline import Counted, checked, rank, score_stream
 
     paths = check_sources(files or [])
+    check_score_key(score_key, field)
     engine = _engine(quiet=quiet, **engine_options)
     skipped = SkipReport(quiet) if skip_invalid else None
-    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped))
+    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped,
+                              keys=output_keys(score_key, ranked)))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field)
     with score_progress(total_bytes(paths), quiet) as advance:
         if ranked:

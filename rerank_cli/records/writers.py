@@ -14,8 +14,8 @@ from typing import IO, Any
 
 import orjson
 
-from ..errors import InputError, OutputError
-from .record import Scored, doc_text
+from ..errors import InputError, OutputError, UsageError
+from .record import Record, Scored, doc_text
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _CAN_MASK = hasattr(signal, "pthread_sigmask")
@@ -31,6 +31,37 @@ class OutputFormat(str, Enum):
     tsv = "tsv"
 
 
+def output_keys(score_key: str = "score", ranked: bool = False) -> tuple[str, ...]:
+    """The keys we add to every output record."""
+    return ("index", score_key, "rank") if ranked else ("index", score_key)
+
+
+# --score-key values that would overwrite a key we write, or the document itself.
+_TAKEN = {"index": "the index key", "rank": "the rank key", "input_index": "where an input index is kept",
+          "input_rank": "where an input rank is kept", "text": "the text key of plain-text documents"}
+
+
+def check_score_key(score_key: str, field: str) -> None:
+    """Refuse a --score-key that would overwrite one of our keys or the document text."""
+    if not score_key:
+        raise UsageError("--score-key cannot be empty; name the output key for the score (default: score)")
+    taken = "the document text (--field)" if score_key == field else _TAKEN.get(score_key)
+    if taken is not None:
+        raise UsageError(f"--score-key {score_key!r} would overwrite {taken}; choose another name")  # repr escapes
+
+
+def check_keys(record: Record, keys: Sequence[str]) -> None:
+    """Raise InputError for a record that holds one of our `keys` and its `input_` name too: keeping the
+    input value under `input_<key>` would overwrite the other."""
+    data = record.data
+    if isinstance(data, str):
+        return
+    for key in keys:
+        if key in data and f"input_{key}" in data:
+            raise InputError(f"{record.where()}: has both {key!r} and {'input_' + key!r}; "
+                             "choose another output key with --score-key")
+
+
 def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
     """The JSON object written for one scored record."""
     ours = {"index": row.index, score_key: row.score}
@@ -40,21 +71,9 @@ def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
     if isinstance(data, str):
         return {"index": row.index, "text": data, **{k: v for k, v in ours.items() if k != "index"}}
     if any(k in data for k in ours):
-        data = _keep_input_values(row, data, ours)
+        check_keys(row.record, list(ours))
+        data = {f"input_{k}" if k in ours else k: v for k, v in data.items()}
     return {**data, **ours}
-
-
-def _keep_input_values(row: Scored, data: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ours:
-            moved = f"input_{key}"
-            if moved in data:
-                raise InputError(f"{row.record.where()}: has both {key!r} and {moved!r}; "
-                                 f"choose another output key with --score-key")
-            key = moved
-        kept[key] = value
-    return kept
 
 
 class Writer:
