@@ -167,6 +167,62 @@ def test_input_key_clash_is_located_and_skippable(tmp_path: Path, command: str, 
     assert sorted(r["text"] for r in lines(skipped.stdout_bytes)) == ["after", "ok"]
 
 
+# --- item 17: documents cannot drive the terminal ---------------------------------------------------------
+
+EVIL = "\x1b[31mred\x1b]0;pwned\x07 \x9b2J \u202eevil\u2066 \x7f"
+
+
+def test_table_shows_control_characters_escaped() -> None:
+    record = orjson.dumps({"id": "\x1b[2Jid", "text": EVIL}) + b"\n"
+    result = run("score", "-q", "q", "-m", BERT, "-f", "table", stdin=record)
+    assert result.exit_code == 0, result.output
+    for char in "\x1b\x07\x9b\u202e\u2066\x7f":
+        assert char not in result.stdout
+    assert "\\x1b[31mred\\x1b]0;pwned\\x07" in result.stdout and "\\x1b[2Jid" in result.stdout
+
+
+def test_tsv_escapes_control_characters() -> None:
+    record = orjson.dumps({"id": "a\tb\x1b", "text": EVIL}) + b"\n"
+    result = score("-f", "tsv", stdin=record)
+    assert result.exit_code == 0, result.output
+    header, row = result.stdout.split("\n")[:2]
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    cells = row.split("\t")
+    assert cells[2] == "a\\tb\\x1b" and cells[3].startswith("\\x1b[31mred\\x1b]0;pwned\\x07")
+
+
+def test_error_messages_do_not_pass_control_characters() -> None:
+    result = score(stdin=orjson.dumps({"\x1b]0;pwned\x07": 1}) + b"\n")
+    assert result.exit_code == 65
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr and "\\x1b]0;pwned" in result.stderr
+
+
+# --- TSV and table columns -----------------------------------------------------------------------------
+
+def test_tsv_header_names_the_score_key_and_the_id() -> None:
+    data = b'{"id": "d1", "text": "a"}\n{"text": "b"}\n{"id": 123456789012345678901234567890, "text": "c"}\n'
+    result = score("-f", "tsv", "--score-key", "ce", stdin=data)
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    # The id goes after the score, so that the score keeps its column whether or not there are ids.
+    assert rows[0] == ["index", "ce", "id", "text"]
+    assert [(r[0], r[2], r[3]) for r in rows[1:]] == [("0", "d1", "a"), ("1", "", "b"),
+                                                     ("2", "123456789012345678901234567890", "c")]
+    ranked = score("-f", "tsv", "--id-field", "doc", stdin=b'{"doc": 5, "text": "a"}\n', command="rerank")
+    header, row = ranked.stdout.splitlines()
+    assert header == "index\trank\tscore\tdoc\ttext" and row.split("\t")[:2] == ["0", "1"]
+    assert row.split("\t")[3:] == ["5", "a"]
+
+
+def test_tsv_header_on_empty_input_and_without_ids() -> None:
+    assert score("-f", "tsv", "--input-format", "jsonl", stdin="").stdout == "index\tscore\ttext\n"
+    assert score("-f", "tsv", stdin="a\n").stdout.startswith("index\tscore\ttext\n0\t")
+
+
+def test_table_shows_the_id_column() -> None:
+    result = run("rerank", "-q", "q", "-m", BERT, "-f", "table", stdin=b'{"id": "doc-7", "text": "a"}\n')
+    assert result.exit_code == 0 and "doc-7" in result.stdout and " id " in result.stdout
+
+
 # --- rough edges of reading ------------------------------------------------------------------------------
 
 def test_not_json_in_autodetected_input_suggests_text_format(tmp_path: Path) -> None:

@@ -42,6 +42,9 @@ OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", show_default=Fal
                                                       "else model.onnx].")]
 ScoreKey = Annotated[str, typer.Option("--score-key", help="Output key for the score (an input value under "
                                        "the same key is kept as input_<key>); not index, rank, text or --field.")]
+IdField = Annotated[Optional[str], typer.Option("--id-field", show_default=False,
+                                                help="Field shown as the id column of the table and TSV "
+                                                     "[default: id, when the records have one].")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 Variant = Annotated[Optional[str], typer.Option("--variant", show_default=False,
                                                help="A published variant of the model: quantized, int8, fp16, ...")]

@@ -19,6 +19,7 @@ from .options import (
     Debug,
     Field,
     Files,
+    IdField,
     InFormat,
     MaxLength,
     Model,
@@ -62,8 +63,8 @@ def score(
     batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768, max_length: MaxLength = None,
     provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
-    refresh: Refresh = False, score_key: ScoreKey = "score", skip_invalid: SkipInvalid = False,
-    quiet: Quiet = False, debug: Debug = False,
+    refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
+    skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -77,7 +78,7 @@ def score(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, sigmoid=sigmoid)
+         max_length=max_length, sigmoid=sigmoid, id_field=id_field)
 
 
 def rerank(
@@ -86,7 +87,7 @@ def rerank(
     output_format: OutFormat = OutputFormat.auto, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
     max_length: MaxLength = None, provider: Provider = None, threads: Threads = None, sigmoid: Sigmoid = False,
     onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
-    offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score",
+    offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
@@ -103,12 +104,12 @@ def rerank(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, sigmoid=sigmoid)
+         max_length=max_length, sigmoid=sigmoid, id_field=id_field)
 
 
 def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool, field: str,
-         input_format: InputFormat, output_format: OutputFormat, score_key: str, skip_invalid: bool, quiet: bool,
-         **engine_options: Any) -> None:
+         input_format: InputFormat, output_format: OutputFormat, score_key: str, id_field: str | None,
+         skip_invalid: bool, quiet: bool, **engine_options: Any) -> None:
     """The data flow of both commands: inputs -> checked records -> engine -> writer, with progress."""
     from ..pipeline import Counted, checked, rank, score_stream
 
@@ -118,7 +119,8 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     skipped = SkipReport(quiet) if skip_invalid else None
     records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped,
                               keys=output_keys(score_key, ranked)))
-    writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field)
+    writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
+                         id_field=id_field)
     with score_progress(total_bytes(paths), quiet) as advance:
         if ranked:
             writer.write(rank(engine, query, records, field, top_k, on_window=advance))
