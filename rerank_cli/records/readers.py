@@ -238,7 +238,7 @@ def _written_as_read(raw: bytes, value: Any, source: str, lineno: int | None) ->
                 raise InputError(f"{source}:{lineno}: {_not_writable(exc)}") from exc
     elif lineno is not None and raw.count(b"[") + raw.count(b"{") > _MAX_DEPTH:
         _check_writable(value, f"{source}:{lineno}")
-    if b"\\" in raw:  # without escaped backslashes and quotes, every `"` left opens or closes a string
+    if b'\\"' in raw:  # without escaped backslashes and quotes, every `"` left opens or closes a string
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     outside_strings = b"".join(raw.split(b'"')[::2])
     # Integers of up to 18 digits always come back as written: only the others are tried.
