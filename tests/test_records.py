@@ -200,9 +200,10 @@ def test_tsv_escapes_control_characters() -> None:
 
 
 def test_error_messages_do_not_pass_control_characters() -> None:
-    result = score(stdin=orjson.dumps({"\x1b]0;pwned\x07": 1}) + b"\n")
+    result = score(stdin=orjson.dumps({"\x1b]0;pwned\x07": 1, ":smile:": 2}) + b"\n")
     assert result.exit_code == 65
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr and "\\x1b]0;pwned" in result.stderr
+    assert "fields: \\x1b]0;pwned\\x07, :smile:)" in result.stderr  # field names as they are, no emoji
 
 
 # --- TSV and table columns -----------------------------------------------------------------------------
