@@ -213,8 +213,7 @@ def _parse_json(raw: bytes, source: str, lineno: int | None, hint: str = "") -> 
             raise InputError(f"{where}: {_too_deep()}") from exc
         if "UTF-8" in str(exc):
             raise InputError(f"{where}: {_utf8_reason(raw, lineno or 1, None)}") from exc
-        reason = exc if lineno else exc.msg  # in one line, the column helps; a file's line is in `where`
-        raise InputError(f"{where}: invalid JSON: {reason}{hint}") from exc
+        raise InputError(f"{where}: invalid JSON at column {exc.colno}: {exc.msg}{hint}") from exc
     if not _written_as_read(raw, value, source, lineno):
         return _parse_exact(raw, source, lineno, None)
     return value
