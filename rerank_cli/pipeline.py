@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from .errors import InputError
 from .records.record import OnInvalid, Record, Scored, doc_text
+from .records.writers import check_keys
 
 if TYPE_CHECKING:
     from .engine.engine import Reranker
@@ -20,11 +21,14 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def checked(records: Iterable[Record], field: str, on_invalid: OnInvalid = None) -> Iterator[Record]:
-    """Records whose document text is usable; others raise InputError, or go to `on_invalid` and are skipped."""
+def checked(records: Iterable[Record], field: str, on_invalid: OnInvalid = None, *,
+            keys: Sequence[str] = ()) -> Iterator[Record]:
+    """Records whose document text is usable and that can be written with our `keys` added (see
+    `output_keys`); others raise InputError, or go to `on_invalid` and are skipped."""
     for record in records:
         try:
             doc_text(record, field)
+            check_keys(record, keys)
         except InputError as err:
             if on_invalid is None:
                 raise

@@ -91,7 +91,7 @@ def test_json_and_tsv_formats(docs: Path) -> None:
     assert [r["rank"] for r in parsed] == list(range(1, len(parsed) + 1))
     as_tsv = run("score", "-q", QUERY, "-m", BERT, docs, "--format", "tsv")
     lines = as_tsv.stdout.splitlines()
-    assert lines[0] == "index\tscore\ttext" and len(lines) == len(parsed) + 1
+    assert lines[0] == "index\tscore\tid\ttext" and len(lines) == len(parsed) + 1
     by_index = sorted(parsed, key=lambda r: r["index"])
     assert [float(x.split("\t")[1]) for x in lines[1:]] == [r["score"] for r in by_index]
 
@@ -129,7 +129,7 @@ def test_retriever_score_is_kept(tmp_path: Path) -> None:
     [
         ('{"text": "ok"}\n{"text": oops}\n', "d.jsonl:2: invalid JSON"),
         ('{"text": "ok"}\n{"body": "x"}\n', "d.jsonl:2: no 'text' field"),
-        ('{"text": "ok"}\n{"text": 5}\n', "d.jsonl:2: field 'text' is int, not a string"),
+        ('{"text": "ok"}\n{"text": 5}\n', "d.jsonl:2: field 'text' is a number, not a string"),
     ],
 )
 def test_bad_input_line_exits_65_with_location(tmp_path: Path, content: str, message: str) -> None:

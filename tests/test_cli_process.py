@@ -48,7 +48,7 @@ def test_stdin_pipe_and_exit_codes(tmp_path: Path) -> None:
                         capture_output=True)
     assert ok.returncode == 0 and json.loads(ok.stdout)["rank"] == 1
     bad = subprocess.run([*RERANK, "score", "-q", "q", "-m", str(BERT)], input=b'{"text": 1}\n', capture_output=True)
-    assert bad.returncode == 65 and bad.stderr == b"rerank: error: <stdin>:1: field 'text' is int, not a string\n"
+    assert bad.returncode == 65 and bad.stderr == b"rerank: error: <stdin>:1: field 'text' is a number, not a string\n"
     missing = subprocess.run([*RERANK, "score", "-q", "q", str(tmp_path / "x.jsonl")], capture_output=True)
     assert missing.returncode == 66
 

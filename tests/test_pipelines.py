@@ -82,7 +82,7 @@ def test_arbitrary_json_records_round_trip_through_score(records: list[dict]) ->
 BAD = [
     ("invalid JSON", b'{"text": "ok"}\n{"text": nope}\n{"text": "after"}\n', "in.jsonl:2: invalid JSON"),
     ("missing field", b'{"text": "ok"}\n{"body": "x"}\n{"text": "after"}\n', "in.jsonl:2: no 'text' field"),
-    ("non-string", b'{"text": "ok"}\n{"text": ["x"]}\n{"text": "after"}\n', "in.jsonl:2: field 'text' is list"),
+    ("non-string", b'{"text": "ok"}\n{"text": ["x"]}\n{"text": "after"}\n', "in.jsonl:2: field 'text' is an array"),
     ("invalid UTF-8", b'{"text": "ok"}\n{"text": "\xc3\x28"}\n{"text": "after"}\n', "in.jsonl:2: invalid UTF-8"),
     ("NUL byte", b'{"text": "ok"}\n{"text": "a\x00b"}\n{"text": "after"}\n', "in.jsonl:2: NUL byte"),
     ("text NUL byte", b"ok\na\x00b\nafter\n", "in.jsonl:2: NUL byte"),

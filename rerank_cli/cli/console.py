@@ -25,7 +25,7 @@ def err_console() -> Console:
     """The one stderr console (created on first use, so `--help` stays fast)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)  # messages quote user text: `:smile:` stays text
 
 
 def error(message: str) -> None:

@@ -108,8 +108,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
     table.add_column("cached", overflow="fold")  # 12 columns are left at 80: variant names fit whole
     for r in rows:
         size = f"{r['size_gb']:.1f}G" if r["size_gb"] >= 1 else f"{r['size_gb'] * 1000:.0f}M"
+        scores = "logit" if r["activation"] == "none" else "0..1"
         table.add_row(r["name"] + (" *" if r["default"] else ""), size,
-                      r["license"].replace("cc-by-nc-4.0", "cc-by-nc"), str(r["max_length"]), "logit" if r["activation"] == "none" else "0..1",
+                      r["license"].replace("cc-by-nc-4.0", "cc-by-nc"), str(r["max_length"]), scores,
                       ", ".join(r["cached_variants"]) or "no")
     out.print(table, markup=False)
     lines = [line.rstrip() for line in text.getvalue().splitlines()]

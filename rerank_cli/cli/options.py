@@ -72,8 +72,12 @@ Sigmoid = Annotated[bool, typer.Option("--sigmoid", hidden=True, help="Deprecate
 OnnxFile = Annotated[Optional[str], typer.Option("--onnx-file", metavar="PATH", show_default=False,
                                                  help="ONNX file inside the model [default: onnx/model.onnx, "
                                                       "else model.onnx].")]
-ScoreKey = Annotated[str, typer.Option("--score-key", metavar="NAME", help="Output key for the score (an input value "
-                                       "under the same key is kept as input_<key>).")]
+ScoreKey = Annotated[str, typer.Option("--score-key", metavar="NAME",
+                                       help="Output key for the score (an input value under the same key is kept "
+                                            "as input_<key>); not index, rank, text or --field.")]
+IdField = Annotated[Optional[str], typer.Option("--id-field", metavar="NAME", show_default=False,
+                                                help="Field shown as the id column of the table and TSV "
+                                                     "[default: id, when the records have one].")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
 Variant = Annotated[Optional[str], typer.Option("--variant", metavar="NAME", show_default=False,
                                                help="A published variant of the model: quantized, int8, fp16, ...")]

@@ -10,7 +10,7 @@ import typer
 from ..engine.activation import Activation
 from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
-from ..records.writers import OutputFormat, open_writer
+from ..records.writers import OutputFormat, check_score_key, open_writer, output_keys
 from ..store.registry import DEFAULT_MODEL
 from .console import SkipReport, download_progress, say, score_progress, stdin_notice, warn
 from .options import (
@@ -21,6 +21,7 @@ from .options import (
     Debug,
     Field,
     Files,
+    IdField,
     InFormat,
     MaxLength,
     Model,
@@ -70,8 +71,8 @@ def score(
     provider: Provider = None, threads: Threads = None, activation: ActivationOpt = Activation.auto,
     sigmoid: Sigmoid = False, onnx_file: OnnxFile = None,
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
-    refresh: Refresh = False, score_key: ScoreKey = "score", skip_invalid: SkipInvalid = False,
-    quiet: Quiet = False, debug: Debug = False,
+    refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
+    skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -85,7 +86,8 @@ def score(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, activation=_activation(activation, sigmoid, quiet))
+         max_length=max_length, activation=_activation(activation, sigmoid, quiet),
+         id_field=id_field)
 
 
 def rerank(
@@ -95,7 +97,7 @@ def rerank(
     max_length: MaxLength = None, provider: Provider = None, threads: Threads = None,
     activation: ActivationOpt = Activation.auto, sigmoid: Sigmoid = False,
     onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
-    offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score",
+    offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
@@ -112,7 +114,8 @@ def rerank(
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-         max_length=max_length, activation=_activation(activation, sigmoid, quiet))
+         max_length=max_length, activation=_activation(activation, sigmoid, quiet),
+         id_field=id_field)
 
 
 def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activation:
@@ -127,17 +130,20 @@ def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activatio
 
 
 def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool, field: str,
-         input_format: InputFormat, output_format: OutputFormat, score_key: str, skip_invalid: bool, quiet: bool,
-         **engine_options: Any) -> None:
+         input_format: InputFormat, output_format: OutputFormat, score_key: str, id_field: str | None,
+         skip_invalid: bool, quiet: bool, **engine_options: Any) -> None:
     """The data flow of both commands: inputs -> checked records -> engine -> writer, with progress."""
     from ..pipeline import Counted, checked, rank, score_stream
 
     paths = check_sources(files or [])
+    check_score_key(score_key, field)
     engine = _engine(quiet=quiet, **engine_options)
     stdin_notice(paths, quiet)
     skipped = SkipReport(quiet) if skip_invalid else None
-    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped))
-    writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field)
+    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped,
+                              keys=output_keys(score_key, ranked)))
+    writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
+                         id_field=id_field)
     with score_progress(total_bytes(paths), quiet) as advance:
         if ranked:
             writer.write(rank(engine, query, records, field, top_k, on_window=advance))

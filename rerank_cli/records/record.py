@@ -2,13 +2,18 @@
 
 Records stay plain JSON values (`dict[str, Any]` or a string): we pass them through, so we do
 not model them. Each remembers where it came from, so that any later error can say `FILE:LINE`.
+A number whose JSON text would not survive a float or a 64-bit integer is kept as an
+`orjson.Fragment` holding that text, so that it is written back exactly as it was read.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from ..errors import InputError
 
@@ -46,9 +51,42 @@ def doc_text(record: Record, field: str) -> str:
     if isinstance(data, str):
         return data
     if field not in data:
-        keys = ", ".join(list(data)[:8]) or "none"
+        keys = ", ".join(printable(k) for k in list(data)[:8]) or "none"
         raise InputError(f"{record.where()}: no {field!r} field (fields: {keys}); name the text field with --field")
     value = data[field]
     if not isinstance(value, str):
-        raise InputError(f"{record.where()}: field {field!r} is {type(value).__name__}, not a string")
+        raise InputError(f"{record.where()}: field {field!r} is {json_kind(value)}, not a string")
     return value
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in JSON's words (users think in numbers and arrays, not int and list)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float, orjson.Fragment)):
+        return "a number"
+    names = {dict: "an object", list: "an array", str: "a string", type(None): "null"}
+    return names.get(type(value), "a value of unknown kind")
+
+
+def json_text(value: Any) -> str:
+    """A field value as one cell of text: a string as it is, anything else as its JSON text."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+# Characters that make a terminal do something instead of showing them: C0 and C1 controls and DEL
+# (escape sequences, bells, OSC titles), line and paragraph separators, and bidi overrides and
+# isolates, which reorder the text around them.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` with every character that could drive a terminal written as an escape (`\\x1b`, `\\u202e`)."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")

@@ -8,6 +8,7 @@ often send `score`), its value is kept under `input_<key>` in the same position:
 from __future__ import annotations
 
 import errno
+import re
 import select
 import signal
 from collections.abc import Sequence
@@ -16,8 +17,8 @@ from typing import IO, Any
 
 import orjson
 
-from ..errors import InputError, OutputError
-from .record import Scored, doc_text
+from ..errors import InputError, OutputError, UsageError
+from .record import Record, Scored, doc_text, json_text, printable
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _CAN_MASK = hasattr(signal, "pthread_sigmask")
@@ -33,6 +34,37 @@ class OutputFormat(str, Enum):
     tsv = "tsv"
 
 
+def output_keys(score_key: str = "score", ranked: bool = False) -> tuple[str, ...]:
+    """The keys we add to every output record."""
+    return ("index", score_key, "rank") if ranked else ("index", score_key)
+
+
+# --score-key values that would overwrite a key we write, or the document itself.
+_TAKEN = {"index": "the index key", "rank": "the rank key", "input_index": "where an input index is kept",
+          "input_rank": "where an input rank is kept", "text": "the text key of plain-text documents"}
+
+
+def check_score_key(score_key: str, field: str) -> None:
+    """Refuse a --score-key that would overwrite one of our keys or the document text."""
+    if not score_key:
+        raise UsageError("--score-key cannot be empty; name the output key for the score (default: score)")
+    taken = "the document text (--field)" if score_key == field else _TAKEN.get(score_key)
+    if taken is not None:
+        raise UsageError(f"--score-key {score_key!r} would overwrite {taken}; choose another name")  # repr escapes
+
+
+def check_keys(record: Record, keys: Sequence[str]) -> None:
+    """Raise InputError for a record that holds one of our `keys` and its `input_` name too: keeping the
+    input value under `input_<key>` would overwrite the other."""
+    data = record.data
+    if isinstance(data, str):
+        return
+    for key in keys:
+        if key in data and f"input_{key}" in data:
+            raise InputError(f"{record.where()}: has both {key!r} and {'input_' + key!r}; "
+                             "choose another output key with --score-key")
+
+
 def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
     """The JSON object written for one scored record."""
     ours = {"index": row.index, score_key: row.score}
@@ -42,21 +74,9 @@ def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
     if isinstance(data, str):
         return {"index": row.index, "text": data, **{k: v for k, v in ours.items() if k != "index"}}
     if any(k in data for k in ours):
-        data = _keep_input_values(row, data, ours)
+        check_keys(row.record, list(ours))
+        data = {f"input_{k}" if k in ours else k: v for k, v in data.items()}
     return {**data, **ours}
-
-
-def _keep_input_values(row: Scored, data: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ours:
-            moved = f"input_{key}"
-            if moved in data:
-                raise InputError(f"{row.record.where()}: has both {key!r} and {moved!r}; "
-                                 f"choose another output key with --score-key")
-            key = moved
-        kept[key] = value
-    return kept
 
 
 class Writer:
@@ -133,28 +153,44 @@ class JsonWriter(Writer):
 
 
 class TsvWriter(Writer):
-    """Tab-separated: a header, then index, [rank,] score, text (tabs and newlines escaped)."""
+    """Tab-separated: a header, then index, [rank,] score, [id,] text (backslashes and controls escaped)."""
 
-    def __init__(self, out: IO[bytes], score_key: str, field: str, ranked: bool) -> None:
+    def __init__(self, out: IO[bytes], score_key: str, field: str, ranked: bool, id_field: str | None = None) -> None:
         super().__init__(out, score_key, field)
-        self.ranked = ranked
+        self.ranked, self.id_field = ranked, id_field
+        self.id_key: str | None = None
+        self.started = False
 
     def write(self, rows: Sequence[Scored]) -> None:
-        if not self.count:
-            self._emit(b"index\trank\tscore\ttext\n" if self.ranked else b"index\tscore\ttext\n")
-        super().write(rows)
+        if rows:
+            head = b"" if self.started else self._header(rows[0])
+            self._emit(head + b"".join(self._encode(r) for r in rows))
+            self.count += len(rows)
+
+    def close(self) -> None:
+        if not self.started:
+            self._emit(self._header(None))  # empty input still gets its header
+        super().close()
+
+    def _header(self, first: Scored | None) -> bytes:
+        self.started = True
+        self.id_key = id_column(self.id_field, [first] if first else [])
+        columns = ["index", "rank", self.score_key, self.id_key, "text"]
+        return ("\t".join(_tsv_cell(c) for c in columns if c and (c != "rank" or self.ranked)) + "\n").encode()
 
     def _encode(self, row: Scored) -> bytes:
         rank = f"{row.rank}\t" if self.ranked else ""
-        return f"{row.index}\t{rank}{row.score!r}\t{_escape(doc_text(row.record, self.field))}\n".encode()
+        rid = f"{_tsv_cell(id_value(row, self.id_key))}\t" if self.id_key else ""
+        return f"{row.index}\t{rank}{row.score!r}\t{rid}{_tsv_cell(doc_text(row.record, self.field))}\n".encode()
 
 
 class TableWriter(Writer):
     """A rich table for people at a terminal (scores rounded for display only)."""
 
-    def __init__(self, text_out: IO[str], score_key: str, field: str, ranked: bool) -> None:
+    def __init__(self, text_out: IO[str], score_key: str, field: str, ranked: bool,
+                 id_field: str | None = None) -> None:
         super().__init__(text_out.buffer, score_key, field)  # type: ignore[attr-defined]
-        self.text_out, self.ranked = text_out, ranked
+        self.text_out, self.ranked, self.id_field = text_out, ranked, id_field
         self.rows: list[Scored] = []
 
     def write(self, rows: Sequence[Scored]) -> None:
@@ -162,25 +198,45 @@ class TableWriter(Writer):
         self.count += len(rows)
 
     def close(self) -> None:
-        headers = (["rank"] if self.ranked else []) + ["index", self.score_key, "text"]
-        rows = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}",
-                                                           doc_text(r.record, self.field).replace("\n", " ")]
-                for r in self.rows]
+        id_key = id_column(self.id_field, self.rows)
+        numbers = (["rank"] if self.ranked else []) + ["index", self.score_key]
+        headers = numbers + ([id_key] if id_key else []) + ["text"]
+        rows = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}"]
+                + ([id_value(r, id_key)] if id_key else []) + [doc_text(r.record, self.field)] for r in self.rows]
         if rows:
-            print_table(self.text_out, headers, rows, right=len(headers) - 1)
+            print_table(self.text_out, headers, rows, right=len(numbers))
         self.text_out.flush()
+
+
+def id_column(id_field: str | None, rows: Sequence[Scored]) -> str | None:
+    """The key shown as the id column: --id-field when given, else `id` when one of `rows` has it."""
+    if id_field is not None:
+        return id_field
+    has_id = any(isinstance(r.record.data, dict) and "id" in r.record.data for r in rows)
+    return "id" if has_id else None
+
+
+def id_value(row: Scored, key: str | None) -> str:
+    """A record's id as text (a string as it is, other values as their JSON text); empty when it has none."""
+    data = row.record.data
+    if key is None or not isinstance(data, dict) or key not in data:
+        return ""
+    return json_text(data[key])
 
 
 def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[str]], *, right: int = 0) -> None:
     """A rich table whose columns keep their full width except the last, which is cut to fit.
 
     rich would otherwise shrink every column of a too-wide table, numbers included. The first
-    `right` columns are right-aligned (numbers).
+    `right` columns are right-aligned (numbers). Cells are shown as text, never as markup or
+    emoji codes, and control characters are escaped: documents must not drive the terminal.
     """
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=out, highlight=False)
+    headers = [_for_terminal(h) for h in headers]
+    rows = [[_for_terminal(cell) for cell in row] for row in rows]
+    console = Console(file=out, highlight=False, markup=False, emoji=False)
     table = Table(show_edge=False, pad_edge=False)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
     for i, (header, width) in enumerate(zip(headers, widths)):
@@ -192,12 +248,25 @@ def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[st
     console.print(table, markup=False)
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+_LINE_LAYOUT = re.compile(r"[\t\n\v\f\r\x1c-\x1e\x85\u2028\u2029]")  # what str.splitlines() breaks on
+
+
+def _for_terminal(cell: str) -> str:
+    """One table cell: line breaks and tabs as spaces (a row stays one line), other controls escaped."""
+    return printable(_LINE_LAYOUT.sub(" ", cell))
+
+
+_TSV_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f-\x9f]")
+_TSV_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _tsv_cell(text: str) -> str:
+    r"""Backslash, tab, newline and CR as `\\ \t \n \r`, other control characters as `\xNN` (as PostgreSQL's COPY)."""
+    return _TSV_UNSAFE.sub(lambda m: _TSV_NAMED.get(m.group()) or f"\\x{ord(m.group()):02x}", text)
 
 
 def open_writer(fmt: OutputFormat, stdout: IO[str], *, ranked: bool, score_key: str = "score",
-                field: str = "text") -> Writer:
+                field: str = "text", id_field: str | None = None) -> Writer:
     """The writer for a format; auto picks a table on a terminal and JSONL otherwise.
 
     Machine formats write UTF-8 bytes to `stdout.buffer`; the table goes through rich.
@@ -205,10 +274,10 @@ def open_writer(fmt: OutputFormat, stdout: IO[str], *, ranked: bool, score_key: 
     if fmt is OutputFormat.auto:
         fmt = OutputFormat.table if stdout.isatty() else OutputFormat.jsonl
     if fmt is OutputFormat.table:
-        return TableWriter(stdout, score_key, field, ranked)
+        return TableWriter(stdout, score_key, field, ranked, id_field)
     out: IO[bytes] = stdout.buffer  # type: ignore[attr-defined]
     if fmt is OutputFormat.tsv:
-        return TsvWriter(out, score_key, field, ranked)
+        return TsvWriter(out, score_key, field, ranked, id_field)
     if fmt is OutputFormat.json:
         return JsonWriter(out, score_key, field)
     return Writer(out, score_key, field)
