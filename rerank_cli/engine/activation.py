@@ -11,12 +11,12 @@ softmax probability of the relevant label under auto/sigmoid, the logit differen
 
 from __future__ import annotations
 
-import json
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ModelUnavailable
+from .encoding import read_json
 
 if TYPE_CHECKING:  # numpy is imported where scores are computed: the CLI imports this module for its enum
     import numpy as np
@@ -45,7 +45,7 @@ def declared_activation(model_dir: Path) -> tuple[Activation | None, str]:
               ("config.json", ("sentence_transformers", "activation_fn")),
               ("config.json", ("sbert_ce_default_activation_function",)))
     for name, keys in places:
-        value: Any = _read(model_dir / name)
+        value: Any = read_json(model_dir / name)
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
         if not isinstance(value, str) or not value.startswith("torch."):
@@ -93,12 +93,3 @@ def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
     return 1.0 / (1.0 + np.exp(-x))
 
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelUnavailable(f"{path}: unreadable ({exc}); re-download or fix the model files") from exc
-    return data if isinstance(data, dict) else {}

@@ -37,7 +37,8 @@ _CHUNK = 1 << 16  # a long text is shrunk piece by piece, so a 50 MB line is nev
 _PROBE_CONTEXTS = ("a{}b", "{}a", "a{}", "1.{}.2")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
+    """A model's JSON config file as a dict ({} when absent); an unreadable one is a model error."""
     if not path.is_file():
         return {}
     try:
@@ -117,8 +118,8 @@ class PairEncoder:
             tokenizer = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises a bare Exception for unparsable files
             raise ModelUnavailable(f"{path}: not a usable tokenizer.json ({exc})") from exc
-        tok_config = _read_json(model_dir / "tokenizer_config.json")
-        config = _read_json(model_dir / "config.json")
+        tok_config = read_json(model_dir / "tokenizer_config.json")
+        config = read_json(model_dir / "config.json")
         positions = graph() if graph is not None and position_limit(config) is None else None
         limit = resolve_max_length(tok_config, config, max_length, positions)
         side = "left" if tok_config.get("truncation_side") == "left" else "right"
