@@ -285,3 +285,17 @@ def test_usage_errors_are_value_errors_and_keep_exit_codes() -> None:
     assert issubclass(UsageError, ValueError) and issubclass(ArgumentTypeError, TypeError)
     assert issubclass(ArgumentTypeError, UsageError) and issubclass(UsageError, RerankError)
     assert (UsageError.exit_code, ArgumentTypeError.exit_code, InputError.exit_code) == (2, 2, 65)
+
+
+@pytest.mark.parametrize("run", ["\u3000", "\u00a0", "\u2003", "\t \u3000"])
+def test_runs_silent_only_as_runs_do_not_cost_the_text(run: str) -> None:
+    # DeBERTa-v2's normalizer turns a run of 2+ whitespace characters into one space, but a lone U+3000
+    # stays a character of its own: the pre-cut must shrink such runs too (60,000 characters is past
+    # the 16x growth of the bound, so without shrinking the text after the run was cut away).
+    from conftest import FIXTURES
+
+    engine = Reranker(FIXTURES / "tiny-deberta", activation="none")
+    pairs = [(QUERY, run * (60_000 // len(run)) + TEXT), (QUERY, TEXT)]
+    scores = engine.score_pairs(pairs)
+    np.testing.assert_allclose(scores, unclipped_scores(engine, pairs), atol=TOLERANCE, rtol=0)
+    assert abs(scores[0] - scores[1]) < TOLERANCE

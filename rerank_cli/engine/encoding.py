@@ -216,19 +216,21 @@ class Silence:
             n = len(_PROBE_CONTEXTS)
             return [tuple(tuple(e.ids) for e in encodings[i:i + n]) for i in range(0, len(encodings), n)]
 
-        space, nothing, many_spaces = ids_of([" ", "", " " * 9])
-        fills = [fill for c in candidates for fill in (c, c * 9)]
-        seen = ids_of(fills)
-        as_space = "".join(c for i, c in enumerate(candidates) if seen[2 * i] == seen[2 * i + 1] == space)
-        as_nothing = "".join(c for i, c in enumerate(candidates) if seen[2 * i] == seen[2 * i + 1] == nothing)
-        if many_spaces != space:
-            as_space = ""
+        space, nothing = ids_of([" ", ""])
+        # Only runs of _SHRINK_RUN or more are ever shrunk, so runs are what is asked about: a character
+        # can be silent in a run but not alone (DeBERTa-v2 turns any run of 2+ whitespace into a space).
+        lengths = (_SHRINK_RUN, _SHRINK_RUN + 1, 3 * _SHRINK_RUN + 1)
+        seen = ids_of([c * n for c in candidates for n in lengths])
+        runs = [seen[i:i + len(lengths)] for i in range(0, len(seen), len(lengths))]
+        as_space = "".join(c for c, got in zip(candidates, runs) if all(g == space for g in got))
+        as_nothing = "".join(c for c, got in zip(candidates, runs) if all(g == nothing for g in got))
         if not as_space and not as_nothing:
             return None
         silence = cls(re.compile(f"[{re.escape(as_space + as_nothing)}]{{{_SHRINK_RUN},}}"),
                       re.compile(f"[{re.escape(as_space)}]" if as_space else "(?!)"))
         # Mixed runs must shrink as their characters do one by one, or nothing is shrunk at all.
-        mixed = [(as_space + as_nothing) * 2, (as_nothing + as_space) * 2, as_nothing * 2]
+        mixed = [(as_space + as_nothing) * _SHRINK_RUN, (as_nothing + as_space) * _SHRINK_RUN,
+                 as_nothing * _SHRINK_RUN]
         if ids_of(mixed) != ids_of([silence.shrink(m) for m in mixed]):
             return None
         return silence
