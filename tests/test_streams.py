@@ -310,3 +310,36 @@ def test_rerank_debug_counts_only_true_values(tmp_path: Path, value: str, traceb
     assert result.exit_code == 66
     assert ("Traceback" in result.stderr) is traceback
     assert result.stderr.endswith("rerank: error: " + str(tmp_path / "missing.txt") + ": no such file\n")
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["score", "-q", "q", "-m", str(BERT), "no-such-file"], 66),
+    (["score", "-q", "q", "-m", str(BERT), "--bogus"], 2),
+    (["score", "-q", "q", "-m", str(BERT), "--variant", "nonexistent"], 69),
+    (["score", "-q", "q", "-m", str(BERT), "--max-length", "30"], 0),  # a truncation warning, then success
+])
+def test_stderr_whose_reader_went_away_keeps_the_exit_code(args: list[str], code: int, tmp_path: Path) -> None:
+    # A real process: stderr is a pipe whose reader has gone (`2>&1 | head -1`); rich alone would exit 1.
+    docs = tmp_path / "docs.txt"
+    docs.write_text("paris " * 200 + "\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "rerank_cli", *args, *([str(docs)] if code == 0 else [])],
+                              stdout=subprocess.DEVNULL, stderr=write, timeout=60)
+    finally:
+        os.close(write)
+    assert proc.returncode == code
+
+
+def test_table_to_a_reader_that_went_away_is_141(tmp_path: Path) -> None:
+    # A real process: only a real pipe can be closed by its reader (`| head -1`) mid-table.
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": f"document {i} about paris"}) + "\n" for i in range(3000)))
+    proc = subprocess.Popen([sys.executable, "-m", "rerank_cli", "rerank", "-q", "q", "-m", str(BERT), str(docs),
+                             "-f", "table"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert proc.stderr.read() == b""

@@ -25,7 +25,13 @@ def err_console() -> Console:
     """The one stderr console (created on first use, so `--help` stays fast)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, emoji=False)  # messages quote user text: `:smile:` stays text
+    class ErrConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # stderr's reader went away (`2>&1 | head`): nothing more can be told, and rich's own
+            # answer (exit 1) would hide the run's exit code. Stay silent from here on.
+            self.quiet = True
+
+    return ErrConsole(stderr=True, highlight=False, emoji=False)  # messages quote user text: `:smile:` stays text
 
 
 def error(message: str) -> None:
@@ -35,7 +41,7 @@ def error(message: str) -> None:
 
 def say(message: str) -> None:
     """Print `rerank: ...`: what rerank chose or did, for people (stderr, never stdout)."""
-    err_console().print(f"rerank: {message}", markup=False, highlight=False, soft_wrap=True)
+    _line(f"rerank: {message}")
 
 
 def warn(message: str) -> None:

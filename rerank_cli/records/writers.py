@@ -236,7 +236,12 @@ def print_table(out: IO[str], headers: Sequence[str], rows: Sequence[Sequence[st
 
     headers = [_for_terminal(h) for h in headers]
     rows = [[_for_terminal(cell) for cell in row] for row in rows]
-    console = Console(file=out, highlight=False, markup=False, emoji=False)
+    class PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 here; a reader that went away is a broken pipe (141) like every format's.
+            raise BrokenPipeError
+
+    console = PipeConsole(file=out, highlight=False, markup=False, emoji=False)
     table = Table(show_edge=False, pad_edge=False)
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
     for i, (header, width) in enumerate(zip(headers, widths)):
