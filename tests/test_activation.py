@@ -150,3 +150,12 @@ def test_python_api_sigmoid_keyword_is_deprecated_and_bad_activation_is_a_value_
     assert Reranker(FIXTURES / "tiny-deberta-2label").activation == "softmax"
     with pytest.raises(ValueError, match="activation 'tanh'"):
         Reranker(FIXTURES / "tiny-bert", activation="tanh")
+
+
+def test_contradicting_sigmoid_and_activation_is_refused() -> None:
+    # The deprecated keyword must never silently override the new one (a stranger's test found it did).
+    for sigmoid, activation in ((False, "sigmoid"), (True, "none")):
+        with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="contradicts"):
+            Reranker(FIXTURES / "tiny-bert", sigmoid=sigmoid, activation=activation)
+    with pytest.raises(TypeError, match="offline must be True or False"):
+        Reranker(FIXTURES / "tiny-bert", offline="yes")  # type: ignore[arg-type]

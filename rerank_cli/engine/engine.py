@@ -59,6 +59,10 @@ class Reranker:
             raise ArgumentTypeError(f"model must be a str or a path, not {_kind(model)}")
         _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                        max_length=max_length)
+        activation, sigmoid = _activation_choice(activation, sigmoid), None
+        for name, flag in (("offline", offline), ("refresh", refresh)):
+            if not isinstance(flag, bool):
+                raise ArgumentTypeError(f"{name} must be True or False, not {_kind(flag)}")
         files = resolve(model, variant=variant, revision=revision, onnx_file=onnx_file, cache=cache_dir,
                         offline=offline, refresh=refresh, progress=progress)
         self._init(files, provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
@@ -86,15 +90,7 @@ class Reranker:
         self.batch_size = int(batch_size)
         self.batch_tokens = int(batch_tokens)
         self.truncated = 0  # pairs cut to max_length so far (the CLI warns once, at the end)
-        if sigmoid is not None:
-            warnings.warn("sigmoid= is deprecated; use activation='sigmoid' or 'none'", DeprecationWarning,
-                          stacklevel=3)
-            activation = Activation.sigmoid if sigmoid else Activation.none
-        try:
-            self.requested = Activation(activation)
-        except ValueError:
-            choices = ", ".join(repr(a.value) for a in Activation)
-            raise UsageError(f"activation {activation!r} is not one of {choices}") from None
+        self.requested = _activation_choice(activation, sigmoid)
         # Only `auto` reads the model's declaration: an explicit choice works whatever the files say.
         self.declared = declared_activation(files.directory)[0] if self.requested is Activation.auto else None
 
@@ -235,6 +231,22 @@ def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens
     check_threads(threads)
     if provider is not None and not isinstance(provider, str):
         raise ArgumentTypeError(f"provider must be a str such as 'cpu', not {_kind(provider)}")
+
+
+def _activation_choice(activation: Activation | str, sigmoid: bool | None) -> Activation:
+    """activation=, or the deprecated sigmoid= (a warning; a contradiction of the two is an error)."""
+    try:
+        chosen = Activation(activation)
+    except ValueError:
+        choices = ", ".join(repr(a.value) for a in Activation)
+        raise UsageError(f"activation {activation!r} is not one of {choices}") from None
+    if sigmoid is None:
+        return chosen
+    warnings.warn("sigmoid= is deprecated; use activation='sigmoid' or 'none'", DeprecationWarning, stacklevel=3)
+    wanted = Activation.sigmoid if sigmoid else Activation.none
+    if chosen not in (Activation.auto, wanted):
+        raise UsageError(f"sigmoid={sigmoid} contradicts activation={chosen.value!r}; give activation= alone")
+    return wanted
 
 
 def as_floats(scores: NDArray[np.floating]) -> list[float]:
