@@ -283,3 +283,23 @@ def test_every_json_array_element_error_is_skippable(tmp_path: Path) -> None:
 def test_errors_name_json_kinds(record: bytes, kind: str) -> None:
     result = score(stdin=record + b"\n")
     assert result.exit_code == 65 and f"field 'text' is {kind}, not a string" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--id-field", "rank"], ["--id-field", "index"], ["--id-field", "score"],
+                                  ["--score-key", "rel", "--id-field", "rel"], ["--id-field", "text"],
+                                  ["--id-field", ""]])
+def test_id_field_that_would_share_a_column_name_is_a_usage_error(args: list[str]) -> None:
+    result = run("score", "-q", "q", "-m", BERT, "-f", "tsv", *args, stdin='{"text": "paris", "rank": 3}\n')
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("rerank: error: --id-field") and result.stderr.count("\n") == 1
+
+
+def test_tsv_header_names_every_column_it_writes() -> None:
+    # A stranger's test: the header dropped the id column when --id-field was not shown elsewhere.
+    for args in (["--id-field", "rankx"], ["--score-key", "id"], []):
+        result = run("score", "-q", "q", "-m", BERT, "-f", "tsv", *args,
+                     stdin='{"text": "paris", "rankx": 3, "id": "a"}\n')
+        assert result.exit_code == 0, result.stderr
+        header, row = result.stdout.splitlines()
+        assert len(header.split("\t")) == len(row.split("\t"))
+        assert len(set(header.split("\t"))) == len(header.split("\t"))  # no column name twice

@@ -10,7 +10,7 @@ import typer
 from ..engine.activation import Activation
 from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
-from ..records.writers import OutputFormat, check_score_key, open_writer, output_keys
+from ..records.writers import OutputFormat, check_id_field, check_score_key, open_writer, output_keys
 from ..store.registry import DEFAULT_MODEL
 from .console import SkipReport, download_progress, say, score_progress, stdin_notice, warn
 from .options import (
@@ -137,6 +137,7 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
 
     paths = check_sources(files or [])
     check_score_key(score_key, field)
+    check_id_field(id_field, score_key)
     engine = _engine(quiet=quiet, **engine_options)
     stdin_notice(paths, quiet)
     skipped = SkipReport(quiet) if skip_invalid else None

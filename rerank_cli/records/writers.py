@@ -53,6 +53,17 @@ def check_score_key(score_key: str, field: str) -> None:
         raise UsageError(f"--score-key {score_key!r} would overwrite {taken}; choose another name")  # repr escapes
 
 
+def check_id_field(id_field: str | None, score_key: str) -> None:
+    """Refuse an --id-field that is empty or would share a column name with index, rank, the score or text."""
+    if id_field is None:
+        return
+    if not id_field:
+        raise UsageError("--id-field cannot be empty; name the field to show as the id column (default: id)")
+    if id_field in ("index", "rank", "text", score_key):
+        raise UsageError(f"--id-field {id_field!r} would share its column name with rerank's own {id_field!r} column "
+                         "in table and TSV output; JSONL carries every field")
+
+
 def check_keys(record: Record, keys: Sequence[str]) -> None:
     """Raise InputError for a record that holds one of our `keys` and its `input_` name too: keeping the
     input value under `input_<key>` would overwrite the other."""
@@ -174,9 +185,10 @@ class TsvWriter(Writer):
 
     def _header(self, first: Scored | None) -> bytes:
         self.started = True
-        self.id_key = id_column(self.id_field, [first] if first else [])
-        columns = ["index", "rank", self.score_key, self.id_key, "text"]
-        return ("\t".join(_tsv_cell(c) for c in columns if c and (c != "rank" or self.ranked)) + "\n").encode()
+        self.id_key = id_column(self.id_field, [first] if first else [], self.score_key)
+        columns = ["index", *(["rank"] if self.ranked else []), self.score_key, *([self.id_key] if self.id_key else []),
+                   "text"]
+        return ("\t".join(_tsv_cell(c) for c in columns) + "\n").encode()
 
     def _encode(self, row: Scored) -> bytes:
         rank = f"{row.rank}\t" if self.ranked else ""
@@ -198,7 +210,7 @@ class TableWriter(Writer):
         self.count += len(rows)
 
     def close(self) -> None:
-        id_key = id_column(self.id_field, self.rows)
+        id_key = id_column(self.id_field, self.rows, self.score_key)
         numbers = (["rank"] if self.ranked else []) + ["index", self.score_key]
         headers = numbers + ([id_key] if id_key else []) + ["text"]
         rows = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}"]
@@ -208,12 +220,13 @@ class TableWriter(Writer):
         self.text_out.flush()
 
 
-def id_column(id_field: str | None, rows: Sequence[Scored]) -> str | None:
-    """The key shown as the id column: --id-field when given, else `id` when one of `rows` has it."""
+def id_column(id_field: str | None, rows: Sequence[Scored], score_key: str = "score") -> str | None:
+    """The key shown as the id column: --id-field when given, else `id` when one of `rows` has it (and our
+    score is not itself written as `id`)."""
     if id_field is not None:
         return id_field
     has_id = any(isinstance(r.record.data, dict) and "id" in r.record.data for r in rows)
-    return "id" if has_id else None
+    return "id" if has_id and score_key != "id" else None
 
 
 def id_value(row: Scored, key: str | None) -> str:
