@@ -6,6 +6,7 @@ import ast
 import importlib.metadata as md
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -181,3 +182,18 @@ def test_models_list_to_a_full_or_closed_stdout_is_exit_74(args: list[str], stdo
                              preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None, timeout=60)
     assert out.returncode == 74, out.stderr
     assert out.stderr.startswith("rerank: error: cannot write output") and out.stderr.count("\n") == 1
+
+
+def test_models_commands_on_a_local_directory(tmp_path: Path) -> None:
+    # A stranger's test: `models path DIR` looked DIR up as a hub repo id, `models pull DIR` tried the Hub.
+    from conftest import BERT
+
+    model = tmp_path / "model"
+    shutil.copytree(BERT, model)
+    assert runner.invoke(app, ["models", "quantize", str(model), "--quiet"]).exit_code == 0
+    path = runner.invoke(app, ["models", "path", str(model), "--variant", "local-int8"])
+    assert path.exit_code == 0 and path.stdout.strip() == str(model)
+    for verb in ("pull", "rm"):
+        result = runner.invoke(app, ["models", verb, str(model)])
+        assert result.exit_code == 2 and "is a local model directory" in result.stderr
+    assert model.is_dir()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -12,9 +13,6 @@ from ..errors import ModelUnavailable, UsageError
 from ..store.registry import DEFAULT_MODEL, REGISTRY, ModelSpec
 from .console import download_progress, err_console
 from .options import Command, complete_model
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 models_app = typer.Typer(
     help="List, download (pull), locate (path), remove (rm) and quantize models in the Hugging Face cache.",
@@ -145,6 +143,8 @@ def pull(
         raise ModelUnavailable("HF_HUB_OFFLINE is set: `rerank models pull` needs the network; unset it to pull")
     cache = resolve_cache(cache_dir)
     chosen = [s.name for s in REGISTRY] if all_models else (names or [DEFAULT_MODEL])
+    for name in chosen:
+        _not_a_directory(name, "pull", "it is used where it is; nothing is downloaded")
     targets = [target_for(n, variant=variant, revision=revision, onnx_file=onnx_file) for n in chosen]
     for target in targets:
         if target.local_int8:
@@ -172,7 +172,12 @@ def path(name: Name, variant: Variant = None, revision: Revision = None, onnx_fi
     """
     from ..store.hub import cache_dir as resolve_cache
     from ..store.hub import describe, locate, target_for
+    from ..store.registry import check_name, local_variant
 
+    check_name(name)
+    if Path(name).expanduser().is_dir():  # a local model directory: its files are where they are
+        _emit(os.fsencode(local_variant(Path(name).expanduser(), name, variant, onnx_file).directory) + b"\n")
+        return
     target = target_for(name, variant=variant, revision=revision, onnx_file=onnx_file)
     found = locate(target, resolve_cache(cache_dir))
     if found is None:
@@ -196,10 +201,21 @@ def rm(names: Annotated[list[str], typer.Argument(metavar="NAME", autocompletion
 
     cache = resolve_cache(cache_dir)
     for name in names:
+        _not_a_directory(name, "rm", "rerank never deletes a directory of yours; remove it yourself")
+    for name in names:
         target = target_for(name)
         freed = remove(target, cache)
         done = f"removed {target.label} ({freed / 1e6:.1f} MB freed)" if freed else f"{target.label} was not cached"
         _say(quiet, done)
+
+
+def _not_a_directory(name: str, verb: str, why: str) -> None:
+    """`models pull|rm` act on the Hugging Face cache; a local model directory is a usage error, not a repo id."""
+    from ..store.registry import check_name
+
+    check_name(name)
+    if Path(name).expanduser().is_dir():
+        raise UsageError(f"{name} is a local model directory: `rerank models {verb}` works on hub models; {why}")
 
 
 def _emit(data: bytes) -> None:
