@@ -1,5 +1,5 @@
 """`python -m rerank_cli`: the same as the `rerank` command."""
 
-from rerank_cli.cli.app import main
+from rerank_cli.cli import main
 
 main()

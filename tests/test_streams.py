@@ -343,3 +343,16 @@ def test_table_to_a_reader_that_went_away_is_141(tmp_path: Path) -> None:
     proc.stdout.close()
     assert proc.wait(timeout=60) == 141
     assert proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.25])
+def test_ctrl_c_while_starting_up_is_130_without_a_traceback(delay: float) -> None:
+    # A real process: the signal must land while the interpreter is still importing the app.
+    proc = subprocess.Popen([sys.executable, "-m", "rerank_cli", "score", "-q", "q", "-m", str(BERT), "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 130
+    assert "Traceback" not in err
