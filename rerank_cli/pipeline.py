@@ -1,7 +1,8 @@
 """Records -> (query, document) pairs -> scored records: field selection and the two orderings.
 
 `score_stream` keeps input order window by window; `rank` sorts best first, keeping only top-k
-candidates in memory when asked to.
+candidates in memory when asked to; `answer_stream` scores many requests (query + documents) through
+one batcher and answers each, in order, as soon as its last document is scored.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InputError
 from .records.record import OnInvalid, Record, Scored, doc_text
+from .records.requests import Answer, Request
 from .records.writers import check_keys
 
 if TYPE_CHECKING:
@@ -88,3 +90,70 @@ def _rank_key(entry: tuple[float, int, object]) -> tuple[bool, float, int]:
     if math.isnan(score):  # NaN compares false with everything: it would scramble any sort it is in
         return True, 0.0, index
     return False, -score, index
+
+
+class _Open:
+    """A request whose documents are being scored (filled in by the main thread, window by window)."""
+
+    __slots__ = ("request", "scores")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.scores = [math.nan] * len(request.texts)
+
+
+_NOTHING = -1  # the one placeholder pair of a request with no documents, so that it is answered in turn
+
+
+def answer_stream(engine: Reranker, requests: Iterable[Request], top_n: int | None = None) -> Iterator[list[Answer]]:
+    """Score every request's (query, document) pairs through one token-budget batcher, window by window.
+
+    Pairs of many small requests share a window (and its length-sorted batches), so they run as fast as
+    one large request. Yields, after each window, the answers of the requests it completed, in input
+    order: memory holds one window of pairs plus the read-ahead, however many requests there are.
+    A request's own `top_n` wins over `top_n`.
+    """
+    def pairs() -> Iterator[tuple[_Open, int]]:
+        for request in requests:
+            state = _Open(request)
+            if not request.texts:
+                # An empty request rides along as one tiny ("", "") pair, scored and dropped: it then
+                # leaves in order between its neighbours, with nothing held for it on the side.
+                yield state, _NOTHING
+            yield from ((state, i) for i in range(len(request.texts)))
+
+    def query(item: tuple[_Open, int]) -> str:
+        return "" if item[1] == _NOTHING else item[0].request.query
+
+    def text(item: tuple[_Open, int]) -> str:
+        return "" if item[1] == _NOTHING else item[0].request.texts[item[1]]
+
+    for chunk, scores in engine.stream(query, pairs(), text):
+        done = []
+        for (state, i), score in zip(chunk, scores, strict=True):
+            if i != _NOTHING:
+                state.scores[i] = score
+            if i == len(state.scores) - 1 or i == _NOTHING:  # pairs come in order: the last one completes it
+                done.append(_answer(state, top_n))
+        yield done
+
+
+def _answer(state: _Open, top_n: int | None) -> Answer:
+    limit = state.request.top_n if state.request.top_n is not None else top_n
+    ranked = best_first(((s, i, None) for i, s in enumerate(state.scores)), limit)
+    return Answer(state.request, [(s, i) for s, i, _ in ranked])
+
+
+def rank_queries(engine: Reranker, queries: Iterable[tuple[Any, str]], records: Sequence[Record], field: str,
+                 top_k: int | None, return_query: bool = False) -> Iterator[list[Scored]]:
+    """Rank the held `records` for every (id, text) query, queries in order, each best first with its own
+    ranks; each row carries `query_id` (and `query`). All queries' pairs share one batcher."""
+    texts = [doc_text(r, field) for r in records]
+    requests = (Request(q, texts, records, {"query_id": qid, **({"query": q} if return_query else {})}, "", top_k)
+                for qid, q in queries)
+    for answers in answer_stream(engine, requests):
+        rows: list[Scored] = []
+        for answer in answers:
+            extra = tuple(answer.request.keys.items())
+            rows.extend(Scored(records[i], i, s, rank=n, extra=extra) for n, (s, i) in enumerate(answer.ranked, 1))
+        yield rows

@@ -22,6 +22,8 @@ def test_committed_scripts_match_a_fresh_generation() -> None:
 
 @pytest.mark.parametrize(("words", "cword", "expected"), [
     ("rerank sc", 1, {"score"}),
+    ("rerank ba", 1, {"batch"}),
+    ("rerank batch --re", 2, {"--return-documents", "--refresh", "--revision"}),
     ("rerank models p", 2, {"pull", "path"}),
     ("rerank score --skip", 2, {"--skip-invalid"}),
     ("rerank rerank -m Xenova/ms-marco-MiniLM-L-1", 3, {"Xenova/ms-marco-MiniLM-L-12-v2"}),

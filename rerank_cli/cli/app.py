@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..errors import EXIT_CODES, OutputError, RerankError, Terminated
 from ..records.writers import output_error
+from .batch import batch
 from .console import err_console, error
 from .models import models_app
 from .options import Command
@@ -175,6 +176,7 @@ def root(
 
 app.command(cls=Command)(score)
 app.command(cls=Command)(rerank)
+app.command(cls=Command)(batch)
 app.add_typer(models_app, name="models")
 
 

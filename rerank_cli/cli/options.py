@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
 import typer
@@ -10,6 +11,7 @@ from typer.core import TyperCommand
 from ..engine.activation import Activation
 from ..records.readers import InputFormat
 from ..records.writers import OutputFormat
+from ..store.registry import DEFAULT_MODEL
 
 
 class Command(TyperCommand):
@@ -95,3 +97,36 @@ TopK = Annotated[Optional[int], typer.Option("--top-k", "-k", metavar="K", min=1
                                              help="Keep only the K best documents [default: all].")]
 
 
+QueryOrFile = Annotated[Optional[str], typer.Option(
+    "--query", "-q", metavar="TEXT", show_default=False,
+    help="The query to score documents against (or --queries).")]
+QueriesFile = Annotated[Optional[str], typer.Option(
+    "--queries", metavar="FILE", show_default=False,
+    help="Rank the documents for every query of FILE (one per line, or JSONL with id and text); the "
+         "documents are read once and held in memory.")]
+ReturnQuery = Annotated[bool, typer.Option("--return-query", help="With --queries: add each record's query text.")]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Everything that decides how the model is loaded and scores: the same for score, rerank and batch,
+    so that a pair gets the same score from each."""
+
+    model: str = DEFAULT_MODEL
+    onnx_file: str | None = None
+    variant: str | None = None
+    revision: str | None = None
+    cache_dir: str | None = None
+    offline: bool = False
+    refresh: bool = False
+    provider: str | None = None
+    threads: int | None = None
+    batch_size: int = 64
+    batch_tokens: int = 768
+    max_length: int | None = None
+    activation: Activation = Activation.auto
+    # Long documents (--long-docs, --chunk-overlap, --max-chunks) join here as fields, passed to Reranker.
+
+    def kwargs(self) -> dict[str, Any]:
+        """The options as `Reranker(...)` keywords."""
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import typer
 from ..engine.activation import Activation
 from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
+from ..records.requests import read_queries
 from ..records.writers import OutputFormat, check_id_field, check_score_key, open_writer, output_keys
 from ..store.registry import DEFAULT_MODEL
 from .console import SkipReport, download_progress, say, score_progress, stdin_notice, warn
@@ -19,6 +20,7 @@ from .options import (
     BatchTokens,
     CacheDir,
     Debug,
+    EngineOptions,
     Field,
     Files,
     IdField,
@@ -29,9 +31,12 @@ from .options import (
     OnnxFile,
     OutFormat,
     Provider,
+    QueriesFile,
     Query,
+    QueryOrFile,
     Quiet,
     Refresh,
+    ReturnQuery,
     Revision,
     ScoreKey,
     Sigmoid,
@@ -51,12 +56,12 @@ def set_debug(ctx: typer.Context, debug: bool) -> None:
         ctx.meta["rerank.debug"] = True  # meta is shared by the whole context tree
 
 
-def _engine(model: str, *, quiet: bool, **options: Any) -> Reranker:
+def load_engine(options: EngineOptions, quiet: bool) -> Reranker:
     """Load the engine, showing download bars on stderr if the model has to be pulled first."""
     from ..engine.engine import Reranker
 
     with download_progress(quiet) as progress:
-        engine = Reranker(model, progress=progress, **options)
+        engine = Reranker(progress=progress, **options.kwargs())
     if engine.files.warning and not quiet:
         warn(engine.files.warning)  # e.g. --refresh could not reach the Hub: the cached copy is used
     if engine.files.note and not quiet:
@@ -91,7 +96,8 @@ def score(
 
 
 def rerank(
-    ctx: typer.Context, query: Query, files: Files = None, top_k: TopK = None, model: Model = DEFAULT_MODEL,
+    ctx: typer.Context, query: QueryOrFile = None, files: Files = None, top_k: TopK = None,
+    queries: QueriesFile = None, return_query: ReturnQuery = False, model: Model = DEFAULT_MODEL,
     field: Field = "text", input_format: InFormat = InputFormat.auto,
     output_format: OutFormat = OutputFormat.auto, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
     max_length: MaxLength = None, provider: Provider = None, threads: Threads = None,
@@ -102,20 +108,36 @@ def rerank(
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
 
-    With --top-k only K candidates are kept in memory; without it every document is.
+    With --top-k only K candidates are kept in memory; without it every document is. With --queries
+    every query of FILE ranks every document (read once and held in memory), in one run: each record
+    gains `query_id` (and `query` with --return-query), ranks are per query.
 
     \b
     Examples:
       rerank rerank -q "what is the capital of france" docs.jsonl --top-k 5
       search-engine "capital of france" | rerank rerank -q "capital of france" -k 10 | jq -r .id
+      rerank rerank --queries queries.txt docs.jsonl -k 3 --return-query
     """
     set_debug(ctx, debug)
-    _run(query, files, top_k, ranked=True, field=field, input_format=input_format, output_format=output_format,
+    query = _one_query(query, queries, return_query)
+    _run(query, files, top_k, ranked=True, queries=queries, return_query=return_query,
+         field=field, input_format=input_format, output_format=output_format,
          score_key=score_key, skip_invalid=skip_invalid, quiet=quiet, model=model, onnx_file=onnx_file,
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
          id_field=id_field)
+
+
+def _one_query(query: str | None, queries: str | None, return_query: bool) -> str:
+    """-q or --queries, exactly one of them (usage errors otherwise)."""
+    if query is not None and queries is not None:
+        raise UsageError("-q/--query and --queries cannot be used together: give one query, or a file of them")
+    if query is None and queries is None:
+        raise UsageError("missing option '-q' / '--query' (or --queries FILE for several queries)")
+    if return_query and queries is None:
+        raise UsageError("--return-query needs --queries (with -q the query is the one you gave)")
+    return query or ""
 
 
 def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activation:
@@ -131,22 +153,29 @@ def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activatio
 
 def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool, field: str,
          input_format: InputFormat, output_format: OutputFormat, score_key: str, id_field: str | None,
-         skip_invalid: bool, quiet: bool, **engine_options: Any) -> None:
+         skip_invalid: bool, quiet: bool, queries: str | None = None, return_query: bool = False,
+         **engine_options: Any) -> None:
     """The data flow of both commands: inputs -> checked records -> engine -> writer, with progress."""
-    from ..pipeline import Counted, checked, rank, score_stream
+    from ..pipeline import Counted, checked, rank, rank_queries, score_stream
 
     paths = check_sources(files or [])
+    if queries is not None:
+        check_sources([queries])
     check_score_key(score_key, field)
     check_id_field(id_field, score_key)
-    engine = _engine(quiet=quiet, **engine_options)
+    engine = load_engine(EngineOptions(**engine_options), quiet)
     stdin_notice(paths, quiet)
     skipped = SkipReport(quiet) if skip_invalid else None
-    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped,
-                              keys=output_keys(score_key, ranked)))
+    keys = output_keys(score_key, ranked) + (("query_id", "query") if queries is not None else ())
+    records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped, keys=keys))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
                          id_field=id_field)
     with score_progress(total_bytes(paths), quiet) as advance:
-        if ranked:
+        if queries is not None:
+            held = list(records)  # every query ranks every document: they are read once and held
+            for rows in rank_queries(engine, read_queries(queries, skipped), held, field, top_k, return_query):
+                writer.write(rows)
+        elif ranked:
             writer.write(rank(engine, query, records, field, top_k, on_window=advance))
         else:
             for window in score_stream(engine, query, records, field):

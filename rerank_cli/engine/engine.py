@@ -130,16 +130,20 @@ class Reranker:
             return np.zeros(0, dtype=np.float32 if self.activation == "none" else np.float64)
         return np.concatenate(parts)
 
-    def stream(self, query: str, items: Iterable[T], text: Callable[[T], str],
+    def stream(self, query: str | Callable[[T], str], items: Iterable[T], text: Callable[[T], str],
                window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float]]]:
         """Score a stream window by window: yields each window's items with their scores, in order.
 
-        Only one window is held at a time, so memory stays flat however long the input is.
-        Scores come as Python floats (float32 logits at their shortest exact decimal form).
+        `query` is one query for every item, or a function giving each item's own (many requests
+        then share one window, so their pairs are batched together). Only one window is held at a
+        time, so memory stays flat however long the input is. Scores come as Python floats
+        (float32 logits at their shortest exact decimal form).
         """
+        ask: Callable[[T], str] = query if callable(query) else (lambda item: query)
+
         def tokenized() -> Iterator[tuple[list[T], list[Encoding]]]:
             for chunk in windows(items, window, max_wait=STALL_SECONDS):
-                yield chunk, self._encode([(query, text(item)) for item in chunk])
+                yield chunk, self._encode([(ask(item), text(item)) for item in chunk])
 
         # The next window is read and tokenized in a background thread while this one runs.
         for chunk, encodings in prefetch(tokenized(), depth=1):

@@ -37,12 +37,16 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """A record with its 0-based position across all inputs, its score and (for rerank) its rank."""
+    """A record with its 0-based position across all inputs, its score and (for rerank) its rank.
+
+    `extra` holds keys written before ours, such as the `query_id` of `rerank --queries`.
+    """
 
     record: Record
     index: int
     score: float
     rank: int | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
 
 
 def doc_text(record: Record, field: str) -> str:

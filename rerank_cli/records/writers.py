@@ -13,12 +13,15 @@ import select
 import signal
 from collections.abc import Sequence
 from enum import Enum
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import InputError, OutputError, UsageError
 from .record import Record, Scored, doc_text, json_text, printable
+
+if TYPE_CHECKING:
+    from .requests import Answer
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 _CAN_MASK = hasattr(signal, "pthread_sigmask")
@@ -78,7 +81,7 @@ def check_keys(record: Record, keys: Sequence[str]) -> None:
 
 def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
     """The JSON object written for one scored record."""
-    ours = {"index": row.index, score_key: row.score}
+    ours = {**dict(row.extra), "index": row.index, score_key: row.score}
     if row.rank is not None:
         ours["rank"] = row.rank
     data = row.record.data
@@ -111,18 +114,23 @@ class Writer:
         return orjson.dumps(output_record(row, self.score_key)) + b"\n"
 
     def _emit(self, data: bytes) -> None:
-        # Ctrl-C or SIGTERM during a write would leave half a line; hold them until the batch is out.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
-        try:
-            write_all(self.out, data)
-            self.out.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise output_error(exc) from exc
-        finally:
-            if held is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        emit(self.out, data)
+
+
+def emit(out: IO[bytes], data: bytes) -> None:
+    """Write and flush whole lines; a failure is an output error (74), a reader gone a BrokenPipeError."""
+    # Ctrl-C or SIGTERM during a write would leave half a line; hold them until the batch is out.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if _CAN_MASK else None
+    try:
+        write_all(out, data)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise output_error(exc) from exc
+    finally:
+        if held is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def write_all(out: IO[bytes], data: bytes) -> None:
@@ -170,6 +178,7 @@ class TsvWriter(Writer):
         super().__init__(out, score_key, field)
         self.ranked, self.id_field = ranked, id_field
         self.id_key: str | None = None
+        self.extra: list[str] = []
         self.started = False
 
     def write(self, rows: Sequence[Scored]) -> None:
@@ -186,14 +195,17 @@ class TsvWriter(Writer):
     def _header(self, first: Scored | None) -> bytes:
         self.started = True
         self.id_key = id_column(self.id_field, [first] if first else [], self.score_key)
-        columns = ["index", *(["rank"] if self.ranked else []), self.score_key, *([self.id_key] if self.id_key else []),
-                   "text"]
+        self.extra = [k for k, _ in first.extra] if first else []
+        columns = [*self.extra, "index", *(["rank"] if self.ranked else []), self.score_key,
+                   *([self.id_key] if self.id_key else []), "text"]
         return ("\t".join(_tsv_cell(c) for c in columns) + "\n").encode()
 
     def _encode(self, row: Scored) -> bytes:
         rank = f"{row.rank}\t" if self.ranked else ""
         rid = f"{_tsv_cell(id_value(row, self.id_key))}\t" if self.id_key else ""
-        return f"{row.index}\t{rank}{row.score!r}\t{rid}{_tsv_cell(doc_text(row.record, self.field))}\n".encode()
+        extra = "".join(f"{_tsv_cell(json_text(v))}\t" for _, v in row.extra)
+        return (f"{extra}{row.index}\t{rank}{row.score!r}\t{rid}{_tsv_cell(doc_text(row.record, self.field))}\n"
+                .encode())
 
 
 class TableWriter(Writer):
@@ -211,12 +223,14 @@ class TableWriter(Writer):
 
     def close(self) -> None:
         id_key = id_column(self.id_field, self.rows, self.score_key)
+        extra = [k for k, _ in self.rows[0].extra] if self.rows else []  # e.g. query_id, with --queries
         numbers = (["rank"] if self.ranked else []) + ["index", self.score_key]
-        headers = numbers + ([id_key] if id_key else []) + ["text"]
-        rows = [([str(r.rank)] if self.ranked else []) + [str(r.index), f"{r.score:.4f}"]
-                + ([id_value(r, id_key)] if id_key else []) + [doc_text(r.record, self.field)] for r in self.rows]
+        headers = extra + numbers + ([id_key] if id_key else []) + ["text"]
+        rows = [[json_text(v) for _, v in r.extra] + ([str(r.rank)] if self.ranked else [])
+                + [str(r.index), f"{r.score:.4f}"] + ([id_value(r, id_key)] if id_key else [])
+                + [doc_text(r.record, self.field)] for r in self.rows]
         if rows:
-            print_table(self.text_out, headers, rows, right=len(numbers))
+            print_table(self.text_out, headers, rows, right=len(extra) + len(numbers))
         self.text_out.flush()
 
 
@@ -299,3 +313,107 @@ def open_writer(fmt: OutputFormat, stdout: IO[str], *, ranked: bool, score_key: 
     if fmt is OutputFormat.json:
         return JsonWriter(out, score_key, field)
     return Writer(out, score_key, field)
+
+
+# --- `rerank batch`: one answer per request ------------------------------------------------------------
+
+
+class BatchFormat(str, Enum):
+    """`rerank batch` output; auto is a table on a terminal and JSONL otherwise (a TREC run with --run)."""
+
+    auto = "auto"
+    table = "table"
+    jsonl = "jsonl"
+    json = "json"
+    trec = "trec"
+
+
+def answer_record(answer: Answer, return_documents: bool = False) -> dict[str, Any]:
+    """The request's pass-through keys, then `results`: `{index, [id,] relevance_score, [document]}` best first."""
+    request = answer.request
+    show = return_documents if request.return_documents is None else request.return_documents
+    results = []
+    for score, i in answer.ranked:
+        result: dict[str, Any] = {"index": i}
+        if request.ids is not None:
+            result["id"] = request.ids[i]
+        result["relevance_score"] = score
+        if show:
+            result["document"] = request.documents[i]
+        results.append(result)
+    return {**request.keys, "results": results}
+
+
+class AnswerWriter:
+    """Base: writes answers as JSONL, one line per request, flushing each batch."""
+
+    def __init__(self, out: IO[bytes], return_documents: bool = False) -> None:
+        self.out, self.return_documents = out, return_documents
+        self.count = 0
+
+    def write(self, answers: Sequence[Answer]) -> None:
+        """Write the answers of one window (requests in input order) and flush."""
+        if answers:
+            self.emit(b"".join(orjson.dumps(answer_record(a, self.return_documents)) + b"\n" for a in answers))
+        self.count += len(answers)
+
+    def close(self) -> None:
+        """Finish the document (closing bracket, table) and flush."""
+        self.out.flush()
+
+    def emit(self, data: bytes) -> None:
+        emit(self.out, data)
+
+
+class JsonAnswerWriter(AnswerWriter):
+    """The answers as one JSON array, written element by element."""
+
+    def write(self, answers: Sequence[Answer]) -> None:
+        if answers:
+            sep = b",\n" if self.count else b"[\n"
+            self.emit(sep + b",\n".join(orjson.dumps(answer_record(a, self.return_documents)) for a in answers))
+        self.count += len(answers)
+
+    def close(self) -> None:
+        self.emit(b"\n]\n" if self.count else b"[]\n")
+
+
+class TableAnswerWriter(AnswerWriter):
+    """A table for people: one row per result, labelled with the request's id (or qid, or FILE:LINE)."""
+
+    def __init__(self, text_out: IO[str]) -> None:
+        super().__init__(text_out.buffer)  # type: ignore[attr-defined]
+        self.text_out = text_out
+        self.rows: list[list[str]] = []
+
+    def write(self, answers: Sequence[Answer]) -> None:
+        for answer in answers:
+            request = answer.request
+            label = next((json_text(request.keys[k]) for k in ("id", "qid") if k in request.keys), request.where)
+            for rank, (score, i) in enumerate(answer.ranked, 1):
+                doc = request.texts[i] if request.ids is None else f"{request.ids[i]}: {request.texts[i]}"
+                self.rows.append([label, str(rank), str(i), f"{score:.4f}", doc])
+        self.count += len(answers)
+
+    def close(self) -> None:
+        if self.rows:
+            print_table(self.text_out, ["request", "rank", "index", "relevance_score", "document"], self.rows,
+                        right=0)
+        self.text_out.flush()
+
+
+def open_answer_writer(fmt: BatchFormat, stdout: IO[str], *, return_documents: bool = False,
+                       tag: str = "rerank", run: bool = False) -> AnswerWriter:
+    """The writer for `rerank batch`; auto picks a TREC run for --run input, else as `open_writer` does."""
+    if fmt is BatchFormat.auto:
+        fmt = BatchFormat.trec if run else BatchFormat.table if stdout.isatty() else BatchFormat.jsonl
+    if fmt is BatchFormat.table:
+        return TableAnswerWriter(stdout)
+    out: IO[bytes] = stdout.buffer  # type: ignore[attr-defined]
+    if fmt is BatchFormat.trec:
+        from .trec import TrecWriter  # trec.py builds on this module
+
+        return TrecWriter(out, tag)
+    if fmt is BatchFormat.json:
+        return JsonAnswerWriter(out, return_documents)
+    return AnswerWriter(out, return_documents)

@@ -1,0 +1,145 @@
+"""`rerank batch`: many queries in one run, as rerank request lines or as a TREC run to re-rank."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from ..engine.activation import Activation
+from ..errors import UsageError
+from ..records.readers import check_sources
+from ..records.writers import BatchFormat, open_answer_writer
+from ..store.registry import DEFAULT_MODEL
+from .console import SkipReport, stdin_notice, warn
+from .options import (
+    ActivationOpt,
+    BatchSize,
+    BatchTokens,
+    CacheDir,
+    Debug,
+    EngineOptions,
+    Field,
+    MaxLength,
+    Model,
+    Offline,
+    OnnxFile,
+    Provider,
+    Quiet,
+    Refresh,
+    Revision,
+    SkipInvalid,
+    Threads,
+    Variant,
+)
+from .scoring import load_engine, set_debug
+
+if TYPE_CHECKING:
+    from ..records.requests import Request
+
+Requests = Annotated[Optional[list[str]], typer.Argument(
+    metavar="FILE", show_default=False, help="Request lines (JSONL); - is stdin, the default. Not with --run.")]
+RunFile = Annotated[Optional[str], typer.Option("--run", metavar="RUN", show_default=False,
+                                                help="A TREC run to re-rank (qid Q0 docid rank score tag).")]
+TrecQueries = Annotated[Optional[str], typer.Option(
+    "--queries", metavar="FILE", show_default=False, help="With --run: queries, TSV qid<TAB>text or BEIR JSONL.")]
+Corpus = Annotated[Optional[str], typer.Option(
+    "--corpus", metavar="FILE", show_default=False,
+    help="With --run: documents, BEIR JSONL (_id, title, text) or TSV docid<TAB>text; only those the run "
+         "names are kept in memory.")]
+Depth = Annotated[int, typer.Option("--depth", metavar="K", min=1, help="With --run: re-rank each query's K best.")]
+TopN = Annotated[Optional[int], typer.Option("--top-n", metavar="N", min=1, show_default=False,
+                                             help="Results per request, unless the request has its own "
+                                                  "top_n [default: all].")]
+ReturnDocuments = Annotated[bool, typer.Option("--return-documents",
+                                               help="Add each result's document as it came in (a request's "
+                                                    "own return_documents wins).")]
+Format = Annotated[BatchFormat, typer.Option("--format", "-f", help="Output format; auto: a TREC run with --run, "
+                                             "else a table on a terminal and JSONL otherwise.")]
+Tag = Annotated[str, typer.Option("--tag", metavar="NAME", help="The run name in the last column of TREC output.")]
+
+
+def batch(
+    ctx: typer.Context, files: Requests = None, run: RunFile = None, queries: TrecQueries = None,
+    corpus: Corpus = None, depth: Depth = 100, top_n: TopN = None, return_documents: ReturnDocuments = False,
+    field: Field = "text", output_format: Format = BatchFormat.auto, tag: Tag = "rerank",
+    model: Model = DEFAULT_MODEL, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
+    max_length: MaxLength = None, provider: Provider = None, threads: Threads = None,
+    activation: ActivationOpt = Activation.auto, onnx_file: OnnxFile = None, variant: Variant = None,
+    revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False, refresh: Refresh = False,
+    skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+) -> None:
+    """Answer many rerank requests in one run: one result line per request line, in order.
+
+    A request is a JSON line shaped like the Cohere, Jina and infinity rerank APIs: {"query": ...,
+    "documents": [...], "top_n": N}; documents are strings or objects with the text under --field, and
+    other keys pass through. The answer is those keys, then "results": [{"index", "relevance_score"}]
+    best first. Pairs of all requests share one batcher; scores equal `rerank score`'s.
+
+    With --run, re-rank the top --depth documents per query of a TREC run instead; the output is then
+    a TREC run by default.
+
+    \b
+    Examples:
+      rerank batch requests.jsonl > answers.jsonl
+      rerank batch --run bm25.trec --queries queries.tsv --corpus corpus.jsonl --depth 100 > reranked.trec
+    """
+    set_debug(ctx, debug)
+    options = EngineOptions(model=model, onnx_file=onnx_file, variant=variant, revision=revision, cache_dir=cache_dir,
+                            offline=offline, refresh=refresh, provider=provider, threads=threads,
+                            batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
+                            activation=activation)
+    skipped = SkipReport(quiet) if skip_invalid else None
+    if run is not None:
+        requests = _run_requests(files, run, queries, corpus, depth, quiet, skipped)
+    else:
+        requests = _request_lines(files, queries, corpus, output_format, field, quiet, skipped)
+    _answer(requests, options, top_n, return_documents, output_format, tag, run is not None, quiet)
+    if skipped is not None:
+        skipped.summary()
+
+
+def _request_lines(files: list[str] | None, queries: str | None, corpus: str | None, output_format: BatchFormat,
+                   field: str, quiet: bool, skipped: SkipReport | None) -> Iterable[Request]:
+    from ..records.requests import read_requests
+
+    if queries is not None or corpus is not None:
+        raise UsageError("--queries and --corpus go with --run RUN (a TREC run to re-rank)")
+    if output_format is BatchFormat.trec:
+        raise UsageError("--format trec needs --run (request lines carry no TREC query and document ids)")
+    paths = check_sources(files or [])
+    stdin_notice(paths, quiet)
+    return read_requests(paths, field, skipped)
+
+
+def _run_requests(files: list[str] | None, run: str, queries: str | None, corpus: str | None, depth: int,
+                  quiet: bool, skipped: SkipReport | None) -> Iterable[Request]:
+    from ..records.trec import read_run, run_requests
+
+    if files:
+        raise UsageError("request FILEs and --run cannot be used together: give one or the other")
+    if queries is None or corpus is None:
+        raise UsageError("--run needs --queries FILE and --corpus FILE")
+    check_sources([run, queries, corpus])
+    ranking = read_run(run, depth, skipped)
+    if ranking.duplicates and not quiet:
+        n = len(ranking.duplicates)
+        warn(f"{run}: {n} repeated (query, document) line{'s' if n != 1 else ''} ignored, the first of each kept "
+             f"(first repeat at {ranking.duplicates[0]})")
+    return run_requests(ranking, queries, corpus, skipped)
+
+
+def _answer(requests: Iterable[Request], options: EngineOptions, top_n: int | None, return_documents: bool,
+            output_format: BatchFormat, tag: str, run: bool, quiet: bool) -> None:
+    from ..pipeline import answer_stream
+
+    engine = load_engine(options, quiet)
+    writer = open_answer_writer(output_format, sys.stdout, return_documents=return_documents, tag=tag, run=run)
+    for answers in answer_stream(engine, requests, top_n):
+        writer.write(answers)
+    writer.close()
+    if engine.truncated and not quiet:
+        warn(f"{engine.truncated} pairs were longer than {engine.max_length} tokens and were truncated "
+             "longest-first (--max-length sets the limit; --quiet hides this)")
