@@ -1,0 +1,127 @@
+"""Relevance judgments (qrels) and TREC runs -> plain dicts, for `rerank eval`.
+
+Qrels come in TREC form (`qid iter docid rel`, whitespace-separated) or BEIR form (a TSV with the
+header `query-id corpus-id score`; the header may be left out). Runs are TREC runs: `qid Q0 docid rank
+score tag`, what `rerank batch --format trec` writes. As in trec_eval, a run's order comes from its
+scores; the rank column is read but not used. A bad line is an InputError naming FILE:LINE (exit 65).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+from ..errors import InputError, NoInputError
+
+STDIN = "-"
+
+Qrels = dict[str, dict[str, int]]
+"""query id -> document id -> relevance grade (0 is judged not relevant; negative grades are allowed)."""
+Run = dict[str, dict[str, float]]
+"""query id -> document id -> score (higher is better)."""
+
+BEIR_HEADER = ("query-id", "corpus-id", "score")
+
+
+def read_qrels(path: str) -> Qrels:
+    """Read TREC or BEIR qrels; the form is decided by the first line (4 columns: TREC, 3 or the header: BEIR)."""
+    qrels: Qrels = {}
+    columns = 0
+    for lineno, line in _lines(path):
+        if columns == 0:
+            fields = line.split("\t") if "\t" in line else line.split()
+            if tuple(f.strip() for f in fields) == BEIR_HEADER:
+                columns = 3
+                continue
+            columns = len(fields)
+            if columns not in (3, 4):
+                raise InputError(f"{path}:{lineno}: expected 4 columns (qid iter docid rel) or 3 (query-id "
+                                 f"corpus-id score, BEIR), found {columns}")
+        fields = _fields(line, columns == 3)
+        if len(fields) != columns:
+            form = "qid iter docid rel" if columns == 4 else "query-id corpus-id score"
+            raise InputError(f"{path}:{lineno}: expected {columns} columns ({form}), found {len(fields)}")
+        qid, docid, grade = fields[0], fields[-2], fields[-1]
+        try:
+            rel = int(grade)
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: relevance {grade!r} is not an integer") from None
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise InputError(f"{path}:{lineno}: document {docid!r} is judged twice for query {qid!r}")
+        judged[docid] = rel
+    if not qrels:
+        raise InputError(f"{path}: no judgments in the file")
+    return qrels
+
+
+def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
+    """Read a TREC run (`qid Q0 docid rank score tag`); a document listed twice for one query is an error."""
+    run: Run = {}
+    path = "<stdin>" if path == STDIN else path
+    for lineno, line in _lines(path, stdin):
+        fields = line.split()
+        if len(fields) != 6:
+            raise InputError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), "
+                             f"found {len(fields)}")
+        qid, docid, text = fields[0], fields[2], fields[4]
+        try:
+            score = float(text)
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: score {text!r} is not a number") from None
+        if math.isnan(score):
+            raise InputError(f"{path}:{lineno}: score is NaN")
+        ranked = run.setdefault(qid, {})
+        if docid in ranked:
+            raise InputError(f"{path}:{lineno}: document {docid!r} is listed twice for query {qid!r}")
+        ranked[docid] = score
+    return run
+
+
+def check_file(path: str) -> None:
+    """Raise NoInputError (66) for a path that is missing, a directory or unreadable."""
+    if path == STDIN:
+        if sys.stdin is None:
+            raise NoInputError("stdin is closed: give a run FILE, or pipe one in")
+        return
+    if not os.path.exists(path):
+        raise NoInputError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise NoInputError(f"{path}: is a directory, not a file")
+    if not os.access(path, os.R_OK):
+        raise NoInputError(f"{path}: permission denied")
+
+
+def _fields(line: str, tsv: bool) -> list[str]:
+    # BEIR ids may hold spaces, so a BEIR line with tabs splits on tabs only.
+    return line.split("\t") if tsv and "\t" in line else line.split()
+
+
+def _lines(path: str, stdin: IO[bytes] | None = None) -> Iterator[tuple[int, str]]:
+    """(line number, text) for every non-blank line, decoded as UTF-8; bad bytes are a located InputError.
+
+    `<stdin>` (what read_run makes of `-`) reads `stdin`, else the process's stdin.
+    """
+    source = path
+    path = STDIN if path == "<stdin>" else path
+    check_file(path)
+    try:
+        fh = (stdin or sys.stdin.buffer) if path == STDIN else open(path, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise NoInputError(f"{path}: cannot open ({exc.strerror})") from exc
+    try:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{source}:{lineno}: invalid UTF-8 at byte {exc.start}") from None
+            if line:
+                yield lineno, line
+    except OSError as exc:
+        raise NoInputError(f"{source}: cannot read ({exc.strerror or exc})") from exc
+    finally:
+        if path != STDIN:
+            fh.close()
