@@ -12,8 +12,8 @@ from rerank_cli.cli.app import app
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 CHANGELOG = (Path(__file__).parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
-COMMANDS = [["score"], ["rerank"], ["models", "list"], ["models", "pull"], ["models", "path"], ["models", "rm"],
-            ["models", "quantize"]]
+COMMANDS = [["score"], ["rerank"], ["eval"], ["models", "list"], ["models", "pull"], ["models", "path"],
+            ["models", "rm"], ["models", "quantize"]]
 runner = CliRunner()
 
 

@@ -9,6 +9,7 @@ import typer
 
 from ..errors import UsageError
 from ..evaluate import SIGNIFICANCE, TEST_NAME, Missing
+from ..records.record import printable
 from .console import say
 from .options import Debug, Quiet
 from .scoring import set_debug
@@ -106,19 +107,31 @@ def _write_json(results: list[RunResult], per_query: bool) -> None:
 
 
 def _write_tables(results: list[RunResult], per_query: bool) -> None:
-    from ..records.writers import print_table
-
     names = list(results[0].measures)
+    text = ""
     if per_query:
         rows = [[f"{values[n]:.4f}" for n in names] + [qid, r.run]
                 for r in results for qid, values in r.per_query.items()]
-        print_table(sys.stdout, [*names, "query", "run"], rows, right=len(names))
-        sys.stdout.write("\n")
+        text += _table([*names, "query", "run"], rows, right=len(names)) + "\n"
     rows = [[_cell(r, n) for n in names] + [str(len(r.per_query)), r.run] for r in results]
-    print_table(sys.stdout, [*names, "queries", "run"], rows, right=len(names) + 1)
+    text += _table([*names, "queries", "run"], rows, right=len(names) + 1)
     if len(results) > 1:
-        sys.stdout.write(f"* p < {SIGNIFICANCE} against the first run ({results[0].run}): {TEST_NAME}\n")
+        text += f"* p < {SIGNIFICANCE} against the first run ({printable(results[0].run)}): {TEST_NAME}\n"
+    sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def _table(headers: list[str], rows: list[list[str]], right: int) -> str:
+    """Plain aligned columns, nothing cut: run paths and query ids stay whole however narrow the terminal.
+
+    (records/writers.print_table cuts its last column to the terminal, which suits documents, not paths.)
+    The first `right` columns are numbers, right-aligned; the rest are left-aligned.
+    """
+    cells = [[printable(c) for c in row] for row in [headers, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i < right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+             for row in cells]
+    return "\n".join(lines) + "\n"
 
 
 def _cell(result: RunResult, name: str) -> str:
