@@ -1,10 +1,10 @@
 """Runs + qrels -> IR measures and paired significance tests, for `rerank eval`. No terminal code.
 
-Measures come from ir-measures (which runs trec_eval's own code, through pytrec_eval, for nDCG, AP,
-R and P, and the MS MARCO script for RR@k), under their standard names: `nDCG@10`, `RR@10`, `R@100`,
-`AP`. Before a run is handed over, its documents are put in trec_eval's order (score, highest first;
-ties by document id in reverse order) and re-scored by that position, so that every measure,
-whichever implementation computes it, sees the same ranking trec_eval would.
+Measures come from ir-measures, under their standard names (`nDCG@10`, `RR@10`, `R@100`, `AP`): it runs
+trec_eval's own code (pytrec_eval) for nDCG, AP, R, P and the rest of trec_eval's measures, and the MS
+MARCO script for RR@k. Before a run is handed over, its documents are put in trec_eval's order (score,
+highest first; ties by document id in reverse order) and re-scored by that position, so that every
+measure, whichever implementation computes it, sees the same ranking trec_eval would.
 
 Every run after the first is compared with the first by a paired two-sided t-test over per-query
 values (scipy.stats.ttest_rel), one test per measure.
@@ -74,9 +74,20 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
         except AssertionError as exc:  # ir-measures checks parameters with assert: SDCG@5 needs max_rel
             reason = str(exc).split("=")[0]  # "invalid param max_rel=<object ...>": the name is the news
             raise UsageError(f"measure {str(measure)!r}: {reason}", param="measure") from None
-        if not ir_measures.DefaultPipeline.supports(measure):
-            raise UsageError(f"measure {str(measure)!r} cannot be computed by ir-measures here", param="measure")
+        if not _provider().supports(measure):
+            raise UsageError(f"measure {str(measure)!r} is not one rerank eval computes: those of trec_eval "
+                             "(pytrec_eval), RR@k and Judged@k", param="measure")
     return unique
+
+
+def _provider() -> Any:
+    """ir-measures restricted to the implementations whose values are trec_eval's (or, for RR@k, which
+    trec_eval lacks, the MS MARCO script's on trec_eval's order), and which run in-process: its default
+    pipeline would fall back to others for some measures (gdeval, a Perl script, for exp-log2 nDCG)."""
+    import ir_measures
+    from ir_measures.providers import FallbackProvider
+
+    return FallbackProvider([ir_measures.pytrec_eval, ir_measures.msmarco, ir_measures.judged])
 
 
 def trec_order(run: Run) -> Run:
@@ -96,11 +107,9 @@ def evaluate(qrels: Qrels, runs: Sequence[tuple[str, Run]], measure_names: Seque
     out count as zero for every measure with `Missing.zero` (trec_eval -c), or are left out of its mean
     with `Missing.skip` (trec_eval's default).
     """
-    import ir_measures
-
     measures = parse_measures(measure_names)
     names = [str(m) for m in measures]
-    evaluator = ir_measures.evaluator(measures, qrels)
+    evaluator = _provider().evaluator(measures, qrels)
     results: list[RunResult] = []
     for path, run in runs:
         per_query: dict[str, dict[str, float]] = {}

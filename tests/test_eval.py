@@ -184,6 +184,14 @@ def test_beir_qrels_give_the_same_values(files: tuple[Path, Path], tmp_path: Pat
     assert out[0] == out[1] and "R@5" in out[0][0]["measures"]  # the default R@depth: 5 documents at most
 
 
+def test_an_empty_run_scores_zero_on_every_judged_query(files: tuple[Path, Path], tmp_path: Path) -> None:
+    qrels, _ = files
+    (tmp_path / "empty.run").write_text("")
+    result = run_cli("--qrels", qrels, tmp_path / "empty.run", "--json", "-M", "AP", "-M", "Judged@5")
+    assert orjson.loads(result.stdout)[0]["measures"] == {"AP": 0.0, "Judged@5": 0.0}
+    assert "3 queries judged but not in the run (scored 0, --missing zero)" in result.stderr
+
+
 def test_run_from_stdin(files: tuple[Path, Path]) -> None:
     qrels, _ = files
     result = run_cli("--qrels", qrels, "-", "--json", "-M", "AP", stdin=RUN)
@@ -219,5 +227,10 @@ def test_missing_files_and_bad_options(files: tuple[Path, Path], tmp_path: Path)
     assert run_cli("--qrels", tmp_path / "nope", run).exit_code == 66
     unknown = run_cli("--qrels", qrels, run, "-M", "nDCG@ten")
     assert unknown.exit_code == 2 and "unknown measure 'nDCG@ten'" in unknown.stderr
+    # Known to ir-measures, but only through an implementation other than trec_eval's (a Perl script).
+    other = run_cli("--qrels", qrels, run, "-M", "nDCG(dcg='exp-log2')@10")
+    assert other.exit_code == 2 and "is not one rerank eval computes" in other.stderr
+    assert run_cli("--qrels", qrels, run, "-M", "SDCG@5").stderr == ("rerank: error: measure 'SDCG@5': invalid "
+                                                                    "param max_rel\n")
     assert run_cli("--qrels", qrels, "-", "-", stdin=RUN).exit_code == 2
     assert run_cli("--qrels", qrels).exit_code == 2  # a RUN is required
