@@ -114,6 +114,19 @@ def test_values_equal_ir_measures_and_pytrec_eval_on_a_generated_example() -> No
         {q: v["nDCG@10"] for q, v in result.per_query.items() if q in run}, abs=1e-12)
 
 
+def test_tied_scores_rank_as_in_trec_eval_for_every_measure() -> None:
+    import pytrec_eval
+
+    qrels, run, _ = generated(3)
+    tied = {q: {d: round(score, 1) for d, score in docs.items()} for q, docs in run.items()}  # many ties
+    [result] = evaluate(qrels, [("r", tied)], ["RR@100", "nDCG@10"], Missing.skip)
+    direct = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank", "ndcg_cut_10"}).evaluate(tied)
+    # RR@k comes from the MS MARCO script, which breaks ties the other way round when given the raw run.
+    for pytrec_name, name in (("recip_rank", "RR@100"), ("ndcg_cut_10", "nDCG@10")):
+        assert {q: v[pytrec_name] for q, v in direct.items()} == pytest.approx(
+            {q: v[name] for q, v in result.per_query.items()}, abs=1e-12)
+
+
 def test_p_value_is_a_paired_t_test_written_out() -> None:
     qrels, a, b = generated(11)
     first, second = evaluate(qrels, [("a", a), ("b", b)], ["nDCG@10", "AP"])
