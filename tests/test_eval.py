@@ -205,11 +205,15 @@ def test_an_empty_run_scores_zero_on_every_judged_query(files: tuple[Path, Path]
     assert "3 queries judged but not in the run (scored 0, --missing zero)" in result.stderr
 
 
-def test_run_from_stdin(files: tuple[Path, Path]) -> None:
-    qrels, _ = files
+def test_run_or_qrels_from_stdin(files: tuple[Path, Path]) -> None:
+    qrels, run = files
     result = run_cli("--qrels", qrels, "-", "--json", "-M", "AP", stdin=RUN)
     assert result.exit_code == 0 and orjson.loads(result.stdout)[0]["measures"]["AP"] == pytest.approx(
         (Q1["AP"] + Q2["AP"]) / 3)
+    assert orjson.loads(run_cli("--qrels", "-", run, "--json", "-M", "AP", stdin=QRELS).stdout) == orjson.loads(
+        run_cli("--qrels", qrels, run, "--json", "-M", "AP").stdout)
+    bad = run_cli("--qrels", qrels, "-", stdin="q1 Q0 d1 1 2.0\n")
+    assert bad.exit_code == 65 and bad.stderr.startswith("rerank: error: <stdin>:1: expected 6 columns")
 
 
 @pytest.mark.parametrize(("which", "text", "reason"), [
@@ -246,4 +250,5 @@ def test_missing_files_and_bad_options(files: tuple[Path, Path], tmp_path: Path)
     assert run_cli("--qrels", qrels, run, "-M", "SDCG@5").stderr == ("rerank: error: measure 'SDCG@5': invalid "
                                                                     "param max_rel\n")
     assert run_cli("--qrels", qrels, "-", "-", stdin=RUN).exit_code == 2
+    assert run_cli("--qrels", "-", "-", stdin=RUN).exit_code == 2
     assert run_cli("--qrels", qrels).exit_code == 2  # a RUN is required

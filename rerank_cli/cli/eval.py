@@ -22,7 +22,7 @@ Runs = Annotated[list[str], typer.Argument(metavar="RUN", show_default=False,
                                                 "The first is the baseline of the significance tests.")]
 QrelsOpt = Annotated[str, typer.Option("--qrels", metavar="FILE", show_default=False,
                                        help="Judgments: TREC qrels (qid iter docid rel) or BEIR TSV "
-                                            "(query-id corpus-id score, with its header).")]
+                                            "(query-id corpus-id score, with its header); - is stdin.")]
 Measures = Annotated[Optional[list[str]], typer.Option(
     "--measure", "-M", metavar="NAME", show_default=False,
     help="A measure by its ir-measures name (nDCG@10, RR@10, R@100, AP, P@5) or trec_eval name (ndcg_cut_10); "
@@ -57,8 +57,8 @@ def eval_runs(
     from ..records.qrels import STDIN, check_file, read_qrels, read_run
 
     set_debug(ctx, debug)
-    if runs.count(STDIN) > 1:
-        raise UsageError("only one RUN can be - (stdin)")
+    if [qrels, *runs].count(STDIN) > 1:
+        raise UsageError("only one input can be - (stdin): the qrels or one RUN")
     for path in [qrels, *runs]:
         check_file(path)  # every missing file is found before any work
     judged = read_qrels(qrels)

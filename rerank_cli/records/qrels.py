@@ -26,11 +26,13 @@ Run = dict[str, dict[str, float]]
 BEIR_HEADER = ("query-id", "corpus-id", "score")
 
 
-def read_qrels(path: str) -> Qrels:
+def read_qrels(path: str, stdin: IO[bytes] | None = None) -> Qrels:
     """Read TREC or BEIR qrels; the form is decided by the first line (4 columns: TREC, 3 or the header: BEIR)."""
     qrels: Qrels = {}
     columns = 0
-    for lineno, line in _lines(path):
+    lines = _lines(path, stdin)
+    path = source_name(path)
+    for lineno, line in lines:
         if columns == 0:
             fields = line.split("\t") if "\t" in line else line.split()
             if tuple(f.strip() for f in fields) == BEIR_HEADER:
@@ -61,8 +63,9 @@ def read_qrels(path: str) -> Qrels:
 def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
     """Read a TREC run (`qid Q0 docid rank score tag`); a document listed twice for one query is an error."""
     run: Run = {}
-    path = "<stdin>" if path == STDIN else path
-    for lineno, line in _lines(path, stdin):
+    lines = _lines(path, stdin)
+    path = source_name(path)
+    for lineno, line in lines:
         fields = line.split()
         if len(fields) != 6:
             raise InputError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), "
@@ -95,6 +98,11 @@ def check_file(path: str) -> None:
         raise NoInputError(f"{path}: permission denied")
 
 
+def source_name(path: str) -> str:
+    """How errors name an input: its path, or `<stdin>` for `-`."""
+    return "<stdin>" if path == STDIN else path
+
+
 def _fields(line: str, tsv: bool) -> list[str]:
     # BEIR ids may hold spaces, so a BEIR line with tabs splits on tabs only.
     return line.split("\t") if tsv and "\t" in line else line.split()
@@ -103,10 +111,9 @@ def _fields(line: str, tsv: bool) -> list[str]:
 def _lines(path: str, stdin: IO[bytes] | None = None) -> Iterator[tuple[int, str]]:
     """(line number, text) for every non-blank line, decoded as UTF-8; bad bytes are a located InputError.
 
-    `<stdin>` (what read_run makes of `-`) reads `stdin`, else the process's stdin.
+    `-` reads `stdin`, else the process's stdin.
     """
-    source = path
-    path = STDIN if path == "<stdin>" else path
+    source = source_name(path)
     check_file(path)
     try:
         fh = (stdin or sys.stdin.buffer) if path == STDIN else open(path, "rb")  # noqa: SIM115
