@@ -219,6 +219,9 @@ def test_run_or_qrels_from_stdin(files: tuple[Path, Path]) -> None:
 @pytest.mark.parametrize(("which", "text", "reason"), [
     ("run", "q1 Q0 d1 1 2.0\n", "a.run:1: expected 6 columns (qid Q0 docid rank score tag), found 5"),
     ("run", "q1 Q0 d1 1 2.0 a\nq1 Q0 d2 2 high a\n", "a.run:2: score 'high' is not a number"),
+    ("run", '{"index": 0, "score": 1.5, "text": "a"}\n', "a.run:1: a JSON line, not a TREC run line (qid Q0 docid "
+                                                       "rank score tag); `rerank batch --format trec` writes runs"),
+    ("run", "q1 Q0 d1 1 nan a\n", "a.run:1: score is NaN"),
     ("run", "q1 Q0 d1 1 2.0 a\n\nq1 Q0 d1 2 1.0 a\n", "a.run:3: document 'd1' is listed twice for query 'q1'"),
     ("run", b"q1 Q0 d\xff 1 2.0 a\n", "a.run:1: invalid UTF-8 at byte 7"),
     ("qrels", "q1 0 d1 1\nq1 0 d2 yes\n", "qrels.txt:2: relevance 'yes' is not an integer"),

@@ -67,6 +67,9 @@ def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
     path = source_name(path)
     for lineno, line in lines:
         fields = line.split()
+        if line.startswith("{"):  # a query id never starts a TREC line with a brace in practice
+            raise InputError(f"{path}:{lineno}: a JSON line, not a TREC run line (qid Q0 docid rank score tag); "
+                             "`rerank batch --format trec` writes runs")
         if len(fields) != 6:
             raise InputError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), "
                              f"found {len(fields)}")
