@@ -66,25 +66,33 @@ def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
     lines = _lines(path, stdin)
     path = source_name(path)
     for lineno, line in lines:
-        fields = line.split()
-        if line.startswith("{"):  # a query id never starts a TREC line with a brace in practice
-            raise InputError(f"{path}:{lineno}: a JSON line, not a TREC run line (qid Q0 docid rank score tag); "
-                             "`rerank batch --format trec` writes runs")
-        if len(fields) != 6:
-            raise InputError(f"{path}:{lineno}: expected 6 columns (qid Q0 docid rank score tag), "
-                             f"found {len(fields)}")
-        qid, docid, text = fields[0], fields[2], fields[4]
         try:
-            score = float(text)
-        except ValueError:
-            raise InputError(f"{path}:{lineno}: score {text!r} is not a number") from None
-        if math.isnan(score):
-            raise InputError(f"{path}:{lineno}: score is NaN")
+            qid, docid, score = _run_line(line)
+        except ValueError as exc:
+            reason = str(exc)
+            if line.startswith("{"):  # rerank's own JSONL output, given where its TREC form belongs
+                reason = ("a JSON line, not a TREC run line (qid Q0 docid rank score tag); "
+                          "`rerank batch --format trec` writes runs")
+            raise InputError(f"{path}:{lineno}: {reason}") from None
         ranked = run.setdefault(qid, {})
         if docid in ranked:
             raise InputError(f"{path}:{lineno}: document {docid!r} is listed twice for query {qid!r}")
         ranked[docid] = score
     return run
+
+
+def _run_line(line: str) -> tuple[str, str, float]:
+    """(qid, docid, score) of a run line, or ValueError saying what is wrong with it."""
+    fields = line.split()
+    if len(fields) != 6:
+        raise ValueError(f"expected 6 columns (qid Q0 docid rank score tag), found {len(fields)}")
+    try:
+        score = float(fields[4])
+    except ValueError:
+        raise ValueError(f"score {fields[4]!r} is not a number") from None
+    if math.isnan(score):
+        raise ValueError("score is NaN")
+    return fields[0], fields[2], score
 
 
 def check_file(path: str) -> None:
