@@ -12,7 +12,7 @@ import pytest
 from conftest import BERT, PAIRS, TOLERANCE, reference_scores
 
 RERANK = [sys.executable, "-m", "rerank_cli"]
-HEAVY = ("numpy", "onnxruntime", "tokenizers", "huggingface_hub")
+HEAVY = ("numpy", "onnxruntime", "tokenizers", "huggingface_hub", "ir_measures", "pytrec_eval", "scipy")
 
 
 def test_fresh_interpreter_does_not_import_heavy_libraries() -> None:

@@ -12,7 +12,7 @@ from rerank_cli.cli.app import app
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 CHANGELOG = (Path(__file__).parents[1] / "CHANGELOG.md").read_text(encoding="utf-8")
-COMMANDS = [["score"], ["rerank"], ["batch"], ["models", "list"], ["models", "pull"], ["models", "path"],
+COMMANDS = [["score"], ["rerank"], ["batch"], ["eval"], ["models", "list"], ["models", "pull"], ["models", "path"],
             ["models", "rm"], ["models", "quantize"]]
 runner = CliRunner()
 

@@ -27,6 +27,7 @@ from ..errors import EXIT_CODES, OutputError, RerankError, Terminated
 from ..records.writers import output_error
 from .batch import batch
 from .console import err_console, error
+from .eval import eval_runs
 from .models import models_app
 from .options import Command
 from .scoring import rerank, score, set_debug
@@ -177,6 +178,7 @@ def root(
 app.command(cls=Command)(score)
 app.command(cls=Command)(rerank)
 app.command(cls=Command)(batch)
+app.command("eval", cls=Command)(eval_runs)
 app.add_typer(models_app, name="models")
 
 
