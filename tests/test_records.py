@@ -303,3 +303,19 @@ def test_tsv_header_names_every_column_it_writes() -> None:
         header, row = result.stdout.splitlines()
         assert len(header.split("\t")) == len(row.split("\t"))
         assert len(set(header.split("\t"))) == len(header.split("\t"))  # no column name twice
+
+
+def test_a_bad_record_leaves_a_closed_json_array_and_the_table_so_far() -> None:
+    # A stranger's test: -f json stopped by a bad record left an unclosed `[`.
+    stdin = '{"text": "a"}\n{"text": "b"}\nnot json\n'
+    result = run("score", "-q", "q", "-m", BERT, "-f", "json", stdin=stdin)
+    assert result.exit_code == 65
+    assert [r["text"] for r in json.loads(result.stdout)] == ["a", "b"]
+    table = run("score", "-q", "q", "-m", BERT, "-f", "table", stdin=stdin)
+    assert table.exit_code == 65 and "a" in table.stdout.split() and "b" in table.stdout.split()
+
+
+def test_skipped_records_are_reported_even_with_quiet() -> None:
+    result = run("score", "-q", "q", "-m", BERT, "--skip-invalid", "--quiet", stdin='{"text": "a"}\nnot json\n')
+    assert result.exit_code == 0
+    assert "skipped <stdin>:2:" in result.stderr and "skipped 1 invalid record" in result.stderr

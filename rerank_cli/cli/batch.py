@@ -91,7 +91,7 @@ def batch(
                             offline=offline, refresh=refresh, provider=provider, threads=threads,
                             batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
                             activation=activation)
-    skipped = SkipReport(quiet) if skip_invalid else None
+    skipped = SkipReport() if skip_invalid else None
     if run is not None:
         requests = _run_requests(files, run, queries, corpus, depth, quiet, skipped)
     else:

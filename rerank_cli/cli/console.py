@@ -117,18 +117,20 @@ def score_progress(total_bytes: int | None, quiet: bool = False) -> Iterator[Cal
 
 
 class SkipReport:
-    """`--skip-invalid`: one stderr line per skipped record, and a count at the end."""
+    """`--skip-invalid`: one stderr line per skipped record, and a count at the end.
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
+    Both are printed even with --quiet: a skipped record is data left out of the output, and these
+    lines are the record of it that `2> skipped.log` keeps.
+    """
+
+    def __init__(self) -> None:
         self.count = 0
 
     def __call__(self, err: InputError) -> None:
         self.count += 1
-        if not self.quiet:
-            warn(f"skipped {err}")
+        warn(f"skipped {err}")
 
     def summary(self) -> None:
-        """The closing count (printed even with --quiet when records were skipped: data was lost)."""
+        """The closing count."""
         if self.count:
             warn(f"skipped {self.count} invalid record{'s' if self.count != 1 else ''} (--skip-invalid)")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..engine.activation import Activation
-from ..errors import RerankError, UsageError
+from ..errors import InputError, RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.requests import read_queries
 from ..records.writers import OutputFormat, check_id_field, check_score_key, open_writer, output_keys
@@ -165,22 +165,26 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     check_id_field(id_field, score_key)
     engine = load_engine(EngineOptions(**engine_options), quiet)
     stdin_notice(paths, quiet)
-    skipped = SkipReport(quiet) if skip_invalid else None
+    skipped = SkipReport() if skip_invalid else None
     keys = output_keys(score_key, ranked) + (("query_id", "query") if queries is not None else ())
     records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped, keys=keys))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
                          id_field=id_field)
-    with score_progress(total_bytes(paths), quiet) as advance:
-        if queries is not None:
-            held = list(records)  # every query ranks every document: they are read once and held
-            for rows in rank_queries(engine, read_queries(queries, skipped), held, field, top_k, return_query):
-                writer.write(rows)
-        elif ranked:
-            writer.write(rank(engine, query, records, field, top_k, on_window=advance))
-        else:
-            for window in score_stream(engine, query, records, field):
-                writer.write(window)
-                advance(window)
+    try:
+        with score_progress(total_bytes(paths), quiet) as advance:
+            if queries is not None:
+                held = list(records)  # every query ranks every document: they are read once and held
+                for rows in rank_queries(engine, read_queries(queries, skipped), held, field, top_k, return_query):
+                    writer.write(rows)
+            elif ranked:
+                writer.write(rank(engine, query, records, field, top_k, on_window=advance))
+            else:
+                for window in score_stream(engine, query, records, field):
+                    writer.write(window)
+                    advance(window)
+    except InputError:
+        writer.close()  # what came before the bad record stays usable: a closed JSON array, the table so far
+        raise
     writer.close()
     if not ranked and writer.count != records.count:
         raise RerankError(f"internal error: read {records.count} documents but wrote {writer.count}; please report")
