@@ -79,5 +79,5 @@ def test_max_length_override_bounded_by_positions() -> None:
     config = {"max_position_embeddings": 514, "model_type": "roberta", "pad_token_id": 1}
     assert position_limit(config) == 512
     assert resolve_max_length({"model_max_length": 512}, config, 128) == 128
-    with pytest.raises(UsageError, match="exceeds the model's 512 positions"):
+    with pytest.raises(UsageError, match="exceeds the 512 tokens the model's position embeddings hold"):
         resolve_max_length({}, config, 600)

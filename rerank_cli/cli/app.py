@@ -114,7 +114,8 @@ def _usage_error(err: Any) -> int:
     if type(err).__name__ == "NoArgsIsHelpError":  # `rerank` alone: the help itself is the message
         err.show()
         return int(err.exit_code)
-    message = " ".join(err.format_message().split()).rstrip(".")
+    # "Value error, " is pydantic-style wording some typer versions put before an enum's choices.
+    message = " ".join(err.format_message().split()).rstrip(".").replace("Value error, ", "")
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]  # "Missing option" -> "missing option", as our lines read
     ctx = getattr(err, "ctx", None)

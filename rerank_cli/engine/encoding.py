@@ -86,8 +86,8 @@ def resolve_max_length(tokenizer_config: dict[str, Any], config: dict[str, Any],
             raise UsageError(f"max_length={requested} is too small: a pair needs room for its special tokens",
                              param="max_length")
         if positions is not None and requested > positions:
-            raise UsageError(f"max_length={requested} exceeds the model's {positions} positions; "
-                             f"use at most {positions}", param="max_length")
+            raise UsageError(f"max_length={requested} exceeds the {positions} tokens the model's position "
+                             f"embeddings hold; use at most {positions}", param="max_length")
         return requested
     declared = tokenizer_config.get("model_max_length")
     limits = [n for n in (declared, positions) if isinstance(n, int) and 0 < n < _NO_LIMIT]

@@ -271,9 +271,9 @@ def _complete(target: Target, sizes: dict[str, int | None]) -> Target:
     if onnx is None or onnx not in sizes:
         found = sorted(f for f in sizes if f.endswith(".onnx"))
         wanted = target.onnx_file or " or ".join(ONNX_CANDIDATES)
-        listing = f"; its .onnx files: {', '.join(found)} (choose one with --onnx-file)" if found else \
+        listing = f"; its .onnx files: {', '.join(found)} (choose one with onnx_file=PATH)" if found else \
             "; it has no .onnx file at all (export one, e.g. with optimum)"
-        raise ModelUnavailable(f"{target.label}: no {wanted} in the repo{listing}")
+        raise ModelUnavailable(f"{target.label}: no {wanted} in the repo{listing}", param="onnx_file")
     data = target.onnx_data or next((onnx + s for s in EXTERNAL_DATA_SUFFIXES if onnx + s in sizes), None)
     return replace(target, onnx_file=onnx, onnx_data=data)
 

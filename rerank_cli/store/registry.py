@@ -307,8 +307,8 @@ def find_onnx(directory: Path, onnx_file: str | None, variant: str | None = None
         return directory / name
     found = sorted(str(p.relative_to(directory)) for p in directory.rglob("*.onnx"))
     wanted = (onnx_file or " or ".join(ONNX_CANDIDATES)) + (f" (the variant {variant!r})" if variant else "")
-    hint = f"; .onnx files here: {', '.join(found)} (choose one with --onnx-file)" if found else ""
-    raise ModelUnavailable(f"{directory}: no {wanted}{hint}")
+    hint = f"; .onnx files here: {', '.join(found)} (choose one with onnx_file=PATH)" if found else ""
+    raise ModelUnavailable(f"{directory}: no {wanted}{hint}", param="onnx_file")
 
 
 def check_name(model: str) -> None:
