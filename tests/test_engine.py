@@ -74,7 +74,7 @@ def test_max_length_override_changes_truncation() -> None:
     full = Reranker(BERT).score_pairs([long_doc])[0]
     short = Reranker(BERT, max_length=12).score_pairs([long_doc])[0]
     assert abs(full - short) > 1e-3
-    with pytest.raises(UsageError, match="positions"):
+    with pytest.raises(UsageError, match="position embeddings"):
         Reranker(BERT, max_length=100)
 
 
