@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..engine.activation import Activation
+from ..engine.chunking import LongDocs
 from ..records.readers import InputFormat
 from ..records.writers import OutputFormat
 
@@ -93,5 +94,12 @@ SkipInvalid = Annotated[bool, typer.Option("--skip-invalid", help="Report bad in
                                            "(exit 0) instead of stopping with exit 65.")]
 TopK = Annotated[Optional[int], typer.Option("--top-k", "-k", metavar="K", min=1, show_default=False,
                                              help="Keep only the K best documents [default: all].")]
-
-
+LongDocsOpt = Annotated[LongDocs, typer.Option(
+    "--long-docs", help="A pair longer than the model's limit: truncate it, or chunk the document into windows "
+                        "and score it by the best one.")]
+ChunkOverlap = Annotated[Optional[int], typer.Option("--chunk-overlap", metavar="N", min=0, show_default=False,
+                                                     help="With --long-docs chunk: tokens shared by consecutive "
+                                                          "windows (at most half a window) [default: 80].")]
+MaxChunks = Annotated[Optional[int], typer.Option("--max-chunks", metavar="N", min=1, show_default=False,
+                                                  help="With --long-docs chunk: most windows per document; the "
+                                                       "rest is truncated [default: 16].")]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..engine.activation import Activation
+from ..engine.chunking import LongDocs
 from ..errors import RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.writers import OutputFormat, check_score_key, open_writer, output_keys
@@ -18,11 +19,14 @@ from .options import (
     BatchSize,
     BatchTokens,
     CacheDir,
+    ChunkOverlap,
     Debug,
     Field,
     Files,
     IdField,
     InFormat,
+    LongDocsOpt,
+    MaxChunks,
     MaxLength,
     Model,
     Offline,
@@ -73,6 +77,7 @@ def score(
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
     refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -80,6 +85,7 @@ def score(
     Examples:
       rerank score -q "what is the capital of france" docs.jsonl > scored.jsonl
       cat docs.txt | rerank score -q "capital of france" -m ./my-onnx-model -f tsv
+      rerank score -q "warranty period" manuals.jsonl --long-docs chunk --max-chunks 8
     """
     set_debug(ctx, debug)
     _run(query, files, None, ranked=False, field=field, input_format=input_format, output_format=output_format,
@@ -87,7 +93,7 @@ def score(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
 
 
 def rerank(
@@ -99,6 +105,7 @@ def rerank(
     onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
     offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
 
@@ -108,6 +115,7 @@ def rerank(
     Examples:
       rerank rerank -q "what is the capital of france" docs.jsonl --top-k 5
       search-engine "capital of france" | rerank rerank -q "capital of france" -k 10 | jq -r .id
+      rerank rerank -q "warranty period" manuals.jsonl --long-docs chunk -k 3 | jq -c .chunk
     """
     set_debug(ctx, debug)
     _run(query, files, top_k, ranked=True, field=field, input_format=input_format, output_format=output_format,
@@ -115,7 +123,7 @@ def rerank(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
 
 
 def _activation(activation: Activation, sigmoid: bool, quiet: bool) -> Activation:
@@ -136,14 +144,18 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     from ..pipeline import Counted, checked, rank, score_stream
 
     paths = check_sources(files or [])
-    check_score_key(score_key, field)
+    chunks = engine_options["long_docs"] is LongDocs.chunk
+    if not chunks and (engine_options["chunk_overlap"] is not None or engine_options["max_chunks"] is not None):
+        raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
+    check_score_key(score_key, field, chunks)
     engine = _engine(quiet=quiet, **engine_options)
     stdin_notice(paths, quiet)
     skipped = SkipReport(quiet) if skip_invalid else None
     records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped,
-                              keys=output_keys(score_key, ranked)))
+                              keys=output_keys(score_key, ranked, chunks)))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
                          id_field=id_field)
+    writer.chunks = chunks
     with score_progress(total_bytes(paths), quiet) as advance:
         if ranked:
             writer.write(rank(engine, query, records, field, top_k, on_window=advance))
@@ -154,10 +166,24 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     writer.close()
     if not ranked and writer.count != records.count:
         raise RerankError(f"internal error: read {records.count} documents but wrote {writer.count}; please report")
-    if engine.truncated and not quiet:
-        warn(f"{engine.truncated} of {records.count} pairs were longer than {engine.max_length} tokens and were "
-             "truncated longest-first (--max-length sets the limit; --quiet hides this)")
+    message = long_text_warning(engine, records.count)
+    if message and not quiet:
+        warn(message)
     if skipped is not None:
         skipped.summary()
 
 
+def long_text_warning(engine: Reranker, documents: int) -> str | None:
+    """The closing warning: how many pairs were truncated, and with --long-docs chunk how many were split."""
+    if engine.chunker is not None:
+        if not engine.chunked and not engine.truncated:
+            return None
+        return (f"{engine.chunked} of {documents} documents were longer than the room the query leaves in "
+                f"{engine.max_length} tokens and were scored by their best window; {engine.truncated} were "
+                f"truncated (text past --max-chunks {engine.chunker.max_chunks} windows, or a query longer than "
+                "half the limit) (--quiet hides this)")
+    if not engine.truncated:
+        return None
+    return (f"{engine.truncated} of {documents} pairs were longer than {engine.max_length} tokens and were "
+            "truncated longest-first (--max-length sets the limit; --long-docs chunk scores the whole text; "
+            "--quiet hides this)")

@@ -37,12 +37,16 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """A record with its 0-based position across all inputs, its score and (for rerank) its rank."""
+    """A record with its 0-based position across all inputs, its score and (for rerank) its rank.
+
+    `chunk` is the best window (number, start, end character offsets) of a document scored by windows.
+    """
 
     record: Record
     index: int
     score: float
     rank: int | None = None
+    chunk: tuple[int, int, int] | None = None
 
 
 def doc_text(record: Record, field: str) -> str:
