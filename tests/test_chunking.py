@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -257,3 +259,13 @@ def test_python_api_options_are_checked() -> None:
     assert [i for i, _ in ranked] == [int(i) for i in np.argsort(-expected, kind="stable")]
     assert ranker.score_pairs([(QUERY, d) for d in docs]).tolist() == expected.tolist()
 
+
+def test_the_chunking_benchmark_runs() -> None:
+    # A subprocess, as users run it: its --quick mode on tiny-bert, 8 documents per size.
+    out = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks/chunking.py"), "--quick"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "x (" in line]
+    assert [r.split(" |")[0] for r in rows] == ["| 1x (40 tokens)", "| 4x (160 tokens)", "| 16x (640 tokens)"]
+    windows = [float(r.split("|")[2]) for r in rows]
+    assert 1 < windows[0] < windows[1] < windows[2]
