@@ -162,9 +162,11 @@ def test_max_chunks_bounds_the_windows_and_the_warning_counts_both(tmp_path: Pat
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert rows[0]["chunk"]["index"] in (0, 1) and "chunk" not in rows[1]
-    assert result.stderr == ("rerank: warning: 1 of 2 documents were longer than the room the query leaves in 40 "
-                             "tokens and were scored by their best window; 1 were truncated (text past "
-                             "--max-chunks 2 windows, or a query longer than half the limit) (--quiet hides this)\n")
+    assert result.stderr == ("rerank: warning: 1 of 2 documents were truncated (text past --max-chunks 2 windows, "
+                             "or a query longer than half the 40-token limit); 1 of 2 were scored by their best "
+                             "window (--quiet hides this)\n")
+    # Chunking with nothing left unscored is what was asked for: no warning.
+    assert run("score", "-q", QUERY, "-m", BERT, path, "--long-docs", "chunk", "--max-chunks", "100").stderr == ""
     ranker = engine(BERT, long_docs="chunk", max_chunks=2)
     windows = windows_of(ranker, QUERY, long_doc)
     assert len(windows) == 2 and windows[-1].end < len(long_doc) // 4
@@ -268,4 +270,5 @@ def test_the_chunking_benchmark_runs() -> None:
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ") and "x (" in line]
     assert [r.split(" |")[0] for r in rows] == ["| 1x (40 tokens)", "| 4x (160 tokens)", "| 16x (640 tokens)"]
     windows = [float(r.split("|")[2]) for r in rows]
+    assert all(len(r.split("|")) == 10 for r in rows)
     assert 1 < windows[0] < windows[1] < windows[2]

@@ -174,16 +174,15 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
 
 
 def long_text_warning(engine: Reranker, documents: int) -> str | None:
-    """The closing warning: how many pairs were truncated, and with --long-docs chunk how many were split."""
-    if engine.chunker is not None:
-        if not engine.chunked and not engine.truncated:
-            return None
-        return (f"{engine.chunked} of {documents} documents were longer than the room the query leaves in "
-                f"{engine.max_length} tokens and were scored by their best window; {engine.truncated} were "
-                f"truncated (text past --max-chunks {engine.chunker.max_chunks} windows, or a query longer than "
-                "half the limit) (--quiet hides this)")
+    """The closing warning when text went unscored: truncated pairs, or with --long-docs chunk truncated
+    documents and how many were scored by windows."""
     if not engine.truncated:
         return None
+    if engine.chunker is not None:
+        most = engine.chunker.max_chunks
+        return (f"{engine.truncated} of {documents} documents were truncated (text past --max-chunks {most} "
+                f"window{'s' if most != 1 else ''}, or a query longer than half the {engine.max_length}-token "
+                f"limit); {engine.chunked} of {documents} were scored by their best window (--quiet hides this)")
     return (f"{engine.truncated} of {documents} pairs were longer than {engine.max_length} tokens and were "
             "truncated longest-first (--max-length sets the limit; --long-docs chunk scores the whole text; "
             "--quiet hides this)")
