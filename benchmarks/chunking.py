@@ -6,9 +6,10 @@
 
 Documents are real English prose (Python's own documentation topics) cut to exactly k times the
 limit in tokens; a 1x document does not fit (the query and special tokens need room too), so it
-takes two windows. Each size is scored by one `Reranker.score` call per repeat, the best repeat
-kept; `truncate` on the same documents is the baseline (one pair per document whatever its length).
-Chunking should cost time in proportion to the windows: the last column stays flat.
+takes two windows, the second short. Each size is scored by one `Reranker.score` call per repeat,
+the best repeat kept; `truncate` on the same documents is the baseline (one pair per document
+whatever its length). Chunking should cost time in proportion to the windows, or more exactly to
+the tokens of the pairs it scores (a last window is often short): the last column stays flat.
 """
 
 from __future__ import annotations
@@ -103,21 +104,24 @@ def main() -> int:
     truncating.score(QUERY, warm)
 
     print(f"model {model.name} (limit {limit} tokens), {args.threads} threads, {cpu_name()}, "
-          f"{os.cpu_count()} CPUs; {args.docs} documents per size, best of {args.repeats}; default overlap")
+          f"{os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} at start: the machine is shared); "
+          f"{args.docs} documents per size, best of {args.repeats}; default overlap")
     print()
-    print("| document | windows/doc | truncate ms/doc | chunk ms/doc | chunk ms/window | ms/window vs 1x |")
-    print("|---|---|---|---|---|---|")
+    print("| document | windows/doc | pair tokens/doc | truncate ms/doc | chunk ms/doc | chunk ms/window "
+          "| chunk µs/pair token | µs/token vs 1x |")
+    print("|---|---|---|---|---|---|---|---|")
     base = None
     for k in SIZES:
         docs = documents(chunked.chunker.tokenizer, words, k * limit, args.docs)
         plan = chunked.chunker.plan([(QUERY, d) for d in docs])
         per_doc = len(plan.pairs) / len(docs)
+        tokens = sum(len(e.ids) for e in chunked.encoder.encode(plan.pairs)) / len(docs)
         t_trunc = best_time(truncating.score, docs, args.repeats) / len(docs) * 1000
         t_chunk = best_time(chunked.score, docs, args.repeats) / len(docs) * 1000
-        per_window = t_chunk / per_doc
-        base = base or per_window
-        print(f"| {k}x ({k * limit} tokens) | {per_doc:.1f} | {t_trunc:.2f} | {t_chunk:.2f} | {per_window:.2f} | "
-              f"{per_window / base:.2f} |")
+        per_token = t_chunk / tokens * 1000
+        base = base or per_token
+        print(f"| {k}x ({k * limit} tokens) | {per_doc:.1f} | {tokens:.0f} | {t_trunc:.2f} | {t_chunk:.2f} | "
+              f"{t_chunk / per_doc:.2f} | {per_token:.2f} | {per_token / base:.2f} |")
     return 0
 
 
