@@ -238,6 +238,30 @@ def test_text_without_whitespace_is_cut_between_words_then_tokens(path: Path, wo
     assert abs(score - alone.max()) < TOLERANCE and abs(score - alone[best.index]) < TOLERANCE
 
 
+@pytest.mark.parametrize("model", ["tiny-modernbert", "tiny-deberta"])
+def test_other_tokenizer_families_cut_between_words_too(model: str) -> None:
+    # Byte-level BPE counts the space before a word into its first token, and so does this SentencePiece
+    # file: spans skip it, and windows stay short enough to fit once they lose it.
+    chunked = engine(FIXTURES / model, long_docs="chunk", max_length=48, max_chunks=100)
+    whole = engine(FIXTURES / model, max_length=48)
+    doc = prose(120, seed=5)
+    (score,), (best,) = scored(chunked, QUERY, [doc])
+    windows = windows_of(chunked, QUERY, doc)
+    for w in windows:
+        assert (w.start == 0 or doc[w.start - 1].isspace()) and (w.end == len(doc) or doc[w.end].isspace())
+    alone = whole.score(QUERY, [doc[w.start:w.end] for w in windows])
+    assert best is not None and abs(score - alone.max()) < TOLERANCE and abs(score - alone[best.index]) < TOLERANCE
+    assert chunked.truncated == 0 and whole.truncated == 0
+
+
+def test_a_huge_whitespace_document_is_read_as_truncate_reads_it() -> None:
+    chunked, whole = engine(BERT, long_docs="chunk"), engine(BERT)
+    docs = [" " * 3_000_000, " " * 3_000_000 + "Paris"]
+    scores, chunks = scored(chunked, QUERY, docs)
+    assert chunks == [None, None]
+    np.testing.assert_array_equal(np.float32(scores), whole.score(QUERY, docs))
+
+
 def test_python_api_options_are_checked() -> None:
     with pytest.raises(UsageError, match="long_docs 'split' is not one of 'truncate', 'chunk'"):
         Reranker(BERT, long_docs="split")

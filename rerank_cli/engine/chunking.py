@@ -85,6 +85,9 @@ class Chunker:
         self.tokenizer: Tokenizer = Tokenizer.from_str(encoder.tokenizer.to_str())
         self.tokenizer.no_truncation()
         self.specials = self.tokenizer.num_special_tokens_to_add(True)
+        # Byte-level BPE (RoBERTa, ModernBERT) gives a word other tokens without the space before it,
+        # sometimes one or two more; a window, which starts without that space, is kept that far short.
+        self.margin = 2 if any(self._ids(w) != self._ids(" " + w) for w in ("the", "world", "capital")) else 0
         self._queries: dict[str, int] = {}
 
     def plan(self, pairs: Sequence[tuple[str, str]]) -> Plan:
@@ -95,7 +98,7 @@ class Chunker:
         cut: list[bool] = []
         chunked = 0
         for i, (query, doc) in enumerate(pairs):
-            room = room_for_document(self.limit, self.specials, self._query_tokens(query))
+            room = max(room_for_document(self.limit, self.specials, self._query_tokens(query)) - self.margin, 1)
             windows, truncated = self.windows(doc, room)
             cut.append(truncated)
             if windows is None:
@@ -122,20 +125,33 @@ class Chunker:
             bound *= 4  # mostly whitespace or huge unknown words: fewer tokens than characters suggest
         offsets = encoding.offsets
         n = len(offsets)
-        if n <= room and whole:
+        if (n <= room and whole) or n == 0:  # fits; or whitespace as far as read: truncation then decides
             return None, False
         spans = split(word_starts(piece, offsets, encoding.word_ids), n, room, self.overlap, self.max_chunks)
-        chunks = [Chunk(k, offsets[s][0], max(offsets[t][1] for t in range(s, e))) for k, (s, e) in enumerate(spans)]
+        chunks = [Chunk(k, *_stripped(piece, offsets[s][0], max(offsets[t][1] for t in range(s, e))))
+                  for k, (s, e) in enumerate(spans)]
         return chunks, not whole or spans[-1][1] < n
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids
 
     def _query_tokens(self, query: str) -> int:
         count = self._queries.get(query)
         if count is None:
             if len(self._queries) > 1024:  # one query per request in batch work: keep the cache small
                 self._queries.clear()
-            count = len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+            count = len(self._ids(query))
             self._queries[query] = count
         return count
+
+
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without the whitespace some tokenizers count into a word's first or last token."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _prefix(text: str, bound: int) -> tuple[str, bool]:
@@ -166,8 +182,8 @@ def word_starts(text: str, offsets: Sequence[tuple[int, int]], word_ids: Sequenc
     for t in range(1, len(offsets)):
         if word_ids[t] != word_ids[t - 1]:
             words.append(t)
-            start = offsets[t][0]
-            if start > 0 and text[start - 1].isspace():
+            start = offsets[t][0]  # byte-level BPE and some SentencePiece files count the space in
+            if start > 0 and (text[start - 1].isspace() or text[start].isspace()):
                 spaced.append(t)
     return Boundaries(spaced, words)
 
