@@ -198,6 +198,12 @@ def test_chunk_key_in_jsonl_gives_the_best_window(path: Path, tmp_path: Path) ->
         alone = runner.invoke(app, ["score", "-q", QUERY, "-m", str(path), "--quiet"],
                               input=json.dumps({"text": window}) + "\n")
         assert abs(orjson.loads(alone.stdout)["score"] - row["score"]) < TOLERANCE
+    # A record that has both keys cannot keep its own `chunk` as `input_chunk`: a located bad record.
+    both = tmp_path / "both.jsonl"
+    both.write_text(source.read_text() + json.dumps({"text": "x", "chunk": 1, "input_chunk": 2}) + "\n")
+    bad = run("score", "-q", QUERY, "-m", path, both, "--long-docs", "chunk", "--quiet")
+    assert bad.exit_code == 65 and f"{both}:4: has both 'chunk' and 'input_chunk'" in bad.stderr
+    assert len(bad.stdout.splitlines()) == 3
     # Without --long-docs chunk, an input `chunk` passes through untouched.
     plain = run("score", "-q", QUERY, "-m", path, source, "--quiet")
     assert [orjson.loads(line)["chunk"] for line in plain.stdout.splitlines()] == ["theirs"] * 3
