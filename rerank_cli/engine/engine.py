@@ -159,13 +159,13 @@ class Reranker:
                      window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float], list[Chunk | None]]]:
         """`stream` with a (query, document) pair per item: many queries share one token-budget batcher."""
         def tokenized() -> Iterator[tuple[list[T], list[Encoding], Plan | None]]:
-            for chunk in windows(items, window, max_wait=STALL_SECONDS):
-                yield chunk, *self._encode_window([pair(item) for item in chunk])
+            for group in windows(items, window, max_wait=STALL_SECONDS):
+                yield group, *self._encode_window([pair(item) for item in group])
 
-        # The next window is read and tokenized in a background thread while this one runs.
-        for chunk, encodings, plan in prefetch(tokenized(), depth=1):
+        # The next window is read and tokenized (and chunked) in a background thread while this one runs.
+        for group, encodings, plan in prefetch(tokenized(), depth=1):
             scores, chunks = self._finish(encodings, plan)
-            yield chunk, as_floats(scores), chunks
+            yield group, as_floats(scores), chunks
 
     def _encode_window(self, pairs: list[tuple[str, str]]) -> tuple[list[Encoding], Plan | None]:
         """The encodings to run for a window of pairs: one per pair, or with chunking one per window."""
