@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InputError
@@ -55,23 +56,24 @@ class Counted(Iterator[T]):
 def score_stream(engine: Reranker, query: str, records: Iterable[Record], field: str) -> Iterator[list[Scored]]:
     """Score records window by window, yielding each window in input order as soon as it is done."""
     index = 0
-    for chunk, scores in engine.stream(query, records, lambda r: doc_text(r, field)):
-        yield [Scored(rec, index + i, s) for i, (rec, s) in enumerate(zip(chunk, scores, strict=True))]
-        index += len(chunk)
+    for window, scores, chunks in engine.stream(query, records, lambda r: doc_text(r, field)):
+        yield [Scored(rec, index + i, s, chunk=None if c is None else (c.index, c.start, c.end))
+               for i, (rec, s, c) in enumerate(zip(window, scores, chunks, strict=True))]
+        index += len(window)
 
 
 def rank(engine: Reranker, query: str, records: Iterable[Record], field: str, top_k: int | None,
          on_window: Callable[[list[Scored]], None] | None = None) -> list[Scored]:
     """All records (or the `top_k` best) best first, ties in input order, with 1-based ranks."""
 
-    def scored() -> Iterator[tuple[float, int, Record]]:
+    def scored() -> Iterator[tuple[float, int, Scored]]:
         for window in score_stream(engine, query, records, field):
             if on_window is not None:
                 on_window(window)
-            yield from ((s.score, s.index, s.record) for s in window)
+            yield from ((s.score, s.index, s) for s in window)
 
     flat = scored()
-    return [Scored(rec, idx, sc, rank=n) for n, (sc, idx, rec) in enumerate(best_first(flat, top_k), 1)]
+    return [replace(row, rank=n) for n, (_, _, row) in enumerate(best_first(flat, top_k), 1)]
 
 
 def best_first(scored: Iterable[tuple[float, int, T]], top_k: int | None) -> list[tuple[float, int, T]]:
@@ -128,9 +130,9 @@ def answer_stream(engine: Reranker, requests: Iterable[Request], top_n: int | No
     def text(item: tuple[_Open, int]) -> str:
         return "" if item[1] == _NOTHING else item[0].request.texts[item[1]]
 
-    for chunk, scores in engine.stream(query, pairs(), text):
+    for group, scores, _windows in engine.stream(query, pairs(), text):
         done = []
-        for (state, i), score in zip(chunk, scores, strict=True):
+        for (state, i), score in zip(group, scores, strict=True):
             if i != _NOTHING:
                 state.scores[i] = score
             if i == len(state.scores) - 1 or i == _NOTHING:  # pairs come in order: the last one completes it

@@ -49,7 +49,8 @@ def test_score_jsonl_matches_reference_and_keeps_fields(docs: Path, model: str, 
     # Two documents are longer than the model's limit: one warning line, once, not per document.
     limit = 40 if model == "tiny-bert" else 48
     assert result.stderr == (f"rerank: warning: 2 of 6 pairs were longer than {limit} tokens and were truncated "
-                             "longest-first (--max-length sets the limit; --quiet hides this)\n")
+                             "longest-first (--max-length sets the limit; --long-docs chunk scores the whole text; "
+                             "--quiet hides this)\n")
     assert run("score", "-q", QUERY, "-m", path, docs, "--quiet").stderr == ""
 
 

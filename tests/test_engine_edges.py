@@ -186,7 +186,7 @@ def test_limit_comes_from_the_position_table_when_config_has_none(model_copy, so
     assert np.isfinite(engine.score_pairs([long_pair])).all()
     if model == "tiny-xlmr":  # the reference was computed at the tokenizer's 48
         np.testing.assert_allclose(engine.score_pairs(PAIRS), reference_scores(model), atol=TOLERANCE, rtol=0)
-    with pytest.raises(UsageError, match=rf"max_length={limit + 1} exceeds the {limit} tokens the model's position embeddings hold"):
+    with pytest.raises(UsageError, match=rf"max_length={limit + 1} exceeds the {limit} tokens the model"):
         Reranker(path, max_length=limit + 1)
 
 

@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from ..engine.activation import Activation
+from ..engine.chunking import LongDocs
 from ..records.readers import InputFormat
 from ..records.writers import OutputFormat
 from ..store.registry import DEFAULT_MODEL
@@ -125,8 +126,21 @@ class EngineOptions:
     batch_tokens: int = 768
     max_length: int | None = None
     activation: Activation = Activation.auto
-    # Long documents (--long-docs, --chunk-overlap, --max-chunks) join here as fields, passed to Reranker.
+    long_docs: LongDocs = LongDocs.truncate
+    chunk_overlap: int | None = None
+    max_chunks: int | None = None
 
     def kwargs(self) -> dict[str, Any]:
         """The options as `Reranker(...)` keywords."""
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+LongDocsOpt = Annotated[LongDocs, typer.Option(
+    "--long-docs", help="A pair longer than the model's limit: truncate it, or chunk the document into windows "
+                        "and score it by the best one.")]
+ChunkOverlap = Annotated[Optional[int], typer.Option("--chunk-overlap", metavar="N", min=0, show_default=False,
+                                                     help="With --long-docs chunk: tokens shared by consecutive "
+                                                          "windows (at most half a window) [default: 80].")]
+MaxChunks = Annotated[Optional[int], typer.Option("--max-chunks", metavar="N", min=1, show_default=False,
+                                                  help="With --long-docs chunk: most windows per document; the "
+                                                       "rest is truncated [default: 16].")]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..engine.activation import Activation
+from ..engine.chunking import LongDocs
 from ..errors import InputError, RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.requests import read_queries
@@ -19,12 +20,15 @@ from .options import (
     BatchSize,
     BatchTokens,
     CacheDir,
+    ChunkOverlap,
     Debug,
     EngineOptions,
     Field,
     Files,
     IdField,
     InFormat,
+    LongDocsOpt,
+    MaxChunks,
     MaxLength,
     Model,
     Offline,
@@ -78,6 +82,7 @@ def score(
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
     refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -85,6 +90,7 @@ def score(
     Examples:
       rerank score -q "what is the capital of france" docs.jsonl > scored.jsonl
       cat docs.txt | rerank score -q "capital of france" -m ./my-onnx-model -f tsv
+      rerank score -q "warranty period" manuals.jsonl --long-docs chunk --max-chunks 8
     """
     set_debug(ctx, debug)
     _run(query, files, None, ranked=False, field=field, input_format=input_format, output_format=output_format,
@@ -92,7 +98,7 @@ def score(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
 
 
 def rerank(
@@ -105,6 +111,7 @@ def rerank(
     onnx_file: OnnxFile = None, variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None,
     offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
 
@@ -117,6 +124,7 @@ def rerank(
       rerank rerank -q "what is the capital of france" docs.jsonl --top-k 5
       search-engine "capital of france" | rerank rerank -q "capital of france" -k 10 | jq -r .id
       rerank rerank --queries queries.txt docs.jsonl -k 3 --return-query
+      rerank rerank -q "warranty period" manuals.jsonl --long-docs chunk -k 3 | jq -c .chunk
     """
     set_debug(ctx, debug)
     query = _one_query(query, queries, return_query)
@@ -126,7 +134,7 @@ def rerank(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
 
 
 def _one_query(query: str | None, queries: str | None, return_query: bool) -> str:
@@ -161,15 +169,19 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     paths = check_sources(files or [])
     if queries is not None:
         check_sources([queries])
-    check_score_key(score_key, field)
+    chunks = engine_options["long_docs"] is LongDocs.chunk
+    if not chunks and (engine_options["chunk_overlap"] is not None or engine_options["max_chunks"] is not None):
+        raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
+    check_score_key(score_key, field, chunks)
     check_id_field(id_field, score_key)
     engine = load_engine(EngineOptions(**engine_options), quiet)
     stdin_notice(paths, quiet)
     skipped = SkipReport() if skip_invalid else None
-    keys = output_keys(score_key, ranked) + (("query_id", "query") if queries is not None else ())
+    keys = output_keys(score_key, ranked, chunks) + (("query_id", "query") if queries is not None else ())
     records = Counted(checked(read_records(paths, input_format, on_invalid=skipped), field, skipped, keys=keys))
     writer = open_writer(output_format, sys.stdout, ranked=ranked, score_key=score_key, field=field,
                          id_field=id_field)
+    writer.chunks = chunks
     try:
         with score_progress(total_bytes(paths), quiet) as advance:
             if queries is not None:
@@ -188,10 +200,23 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
     writer.close()
     if not ranked and writer.count != records.count:
         raise RerankError(f"internal error: read {records.count} documents but wrote {writer.count}; please report")
-    if engine.truncated and not quiet:
-        warn(f"{engine.truncated} of {records.count} pairs were longer than {engine.max_length} tokens and were "
-             "truncated longest-first (--max-length sets the limit; --quiet hides this)")
+    message = long_text_warning(engine, records.count)
+    if message and not quiet:
+        warn(message)
     if skipped is not None:
         skipped.summary()
 
 
+def long_text_warning(engine: Reranker, documents: int) -> str | None:
+    """The closing warning when text went unscored: truncated pairs, or with --long-docs chunk truncated
+    documents and how many were scored by windows."""
+    if not engine.truncated:
+        return None
+    if engine.chunker is not None:
+        most = engine.chunker.max_chunks
+        return (f"{engine.truncated} of {documents} documents were truncated (text past --max-chunks {most} "
+                f"window{'s' if most != 1 else ''}, or a query longer than half the {engine.max_length}-token "
+                f"limit); {engine.chunked} of {documents} were scored by their best window (--quiet hides this)")
+    return (f"{engine.truncated} of {documents} pairs were longer than {engine.max_length} tokens and were "
+            "truncated longest-first (--max-length sets the limit; --long-docs chunk scores the whole text; "
+            "--quiet hides this)")

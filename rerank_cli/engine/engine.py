@@ -19,6 +19,7 @@ from ..store.hub import Progress, resolve
 from ..store.registry import DEFAULT_MODEL, ModelFiles, local_model
 from .activation import Activation, declared_activation, effective, to_scores
 from .batching import pad_batch, plan_batches, prefetch, windows
+from .chunking import DEFAULT_MAX_CHUNKS, DEFAULT_OVERLAP, Chunk, Chunker, LongDocs, Plan, best
 from .encoding import PairEncoder
 from .session import Session, check_threads, graph_positions
 
@@ -49,11 +50,15 @@ class Reranker:
                  onnx_file: str | None = None, variant: str | None = None, revision: str | None = None,
                  cache_dir: str | Path | None = None, offline: bool = False, refresh: bool = False,
                  activation: Activation | str = Activation.auto, sigmoid: bool | None = None,
-                 progress: Progress | None = None) -> None:
+                 long_docs: LongDocs | str = LongDocs.truncate, chunk_overlap: int | None = None,
+                 max_chunks: int | None = None, progress: Progress | None = None) -> None:
         """Load a model: a local directory, a registry name or a hub repo id (pulled on first use).
 
         A cached model loads with no network request; `offline=True` (or HF_HUB_OFFLINE=1) never
         touches the network, and `refresh=True` checks the hub for a newer revision.
+        `long_docs="chunk"` scores a document longer than the limit by its best window (see chunking.py)
+        of the room the query leaves, windows overlapping by `chunk_overlap` tokens (default 80), at most
+        `max_chunks` (default 16) per document.
         """
         if not isinstance(model, (str, os.PathLike)):
             raise ArgumentTypeError(f"model must be a str or a path, not {_kind(model)}")
@@ -63,10 +68,12 @@ class Reranker:
         for name, flag in (("offline", offline), ("refresh", refresh)):
             if not isinstance(flag, bool):
                 raise ArgumentTypeError(f"{name} must be True or False, not {_kind(flag)}")
+        _long_docs(long_docs, chunk_overlap, max_chunks)
         files = resolve(model, variant=variant, revision=revision, onnx_file=onnx_file, cache=cache_dir,
                         offline=offline, refresh=refresh, progress=progress)
         self._init(files, provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                   max_length=max_length, activation=activation, sigmoid=sigmoid)
+                   max_length=max_length, activation=activation, sigmoid=sigmoid, long_docs=long_docs,
+                   chunk_overlap=chunk_overlap, max_chunks=max_chunks)
 
     @classmethod
     def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
@@ -80,9 +87,11 @@ class Reranker:
     def _init(self, files: ModelFiles, *, provider: str | None = None, threads: int | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, batch_tokens: int = DEFAULT_BATCH_TOKENS,
               max_length: int | None = None, activation: Activation | str = Activation.auto,
-              sigmoid: bool | None = None) -> None:
+              sigmoid: bool | None = None, long_docs: LongDocs | str = LongDocs.truncate,
+              chunk_overlap: int | None = None, max_chunks: int | None = None) -> None:
         _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                        max_length=max_length)
+        self.long_docs, overlap, most = _long_docs(long_docs, chunk_overlap, max_chunks)
         self.files = files
         self.encoder = PairEncoder.from_dir(files.directory, None if max_length is None else int(max_length),
                                             graph=lambda: graph_positions(files.onnx))
@@ -90,6 +99,8 @@ class Reranker:
         self.batch_size = int(batch_size)
         self.batch_tokens = int(batch_tokens)
         self.truncated = 0  # pairs cut to max_length so far (the CLI warns once, at the end)
+        self.chunked = 0  # documents scored by windows so far (long_docs="chunk")
+        self.chunker = Chunker(self.encoder, overlap, most) if self.long_docs is LongDocs.chunk else None
         self.requested = _activation_choice(activation, sigmoid)
         # Only `auto` reads the model's declaration: an explicit choice works whatever the files say.
         self.declared = declared_activation(files.directory)[0] if self.requested is Activation.auto else None
@@ -125,32 +136,55 @@ class Reranker:
         return [(int(i), float(scores[i])) for i in order]
 
     def _score_pairs(self, pairs: Iterable[tuple[str, str]]) -> NDArray[np.floating]:
-        parts = [self._score_window(w) for w in windows(pairs, DEFAULT_WINDOW)]
+        parts = [self._finish(*self._encode_window(w))[0] for w in windows(pairs, DEFAULT_WINDOW)]
         if not parts:
             return np.zeros(0, dtype=np.float32 if self.activation == "none" else np.float64)
         return np.concatenate(parts)
 
     def stream(self, query: str | Callable[[T], str], items: Iterable[T], text: Callable[[T], str],
-               window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float]]]:
+               window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float], list[Chunk | None]]]:
         """Score a stream window by window: yields each window's items with their scores, in order.
 
         `query` is one query for every item, or a function giving each item's own (many requests
         then share one window, so their pairs are batched together). Only one window is held at a
-        time, so memory stays flat however long the input is. Scores come as Python floats
-        (float32 logits at their shortest exact decimal form).
+        time, so memory stays flat however long the input is. Scores come as Python floats (float32
+        logits at their shortest exact decimal form), each with the best window of a document scored
+        by windows (`long_docs="chunk"`), else None.
         """
         ask: Callable[[T], str] = query if callable(query) else (lambda item: query)
+        return self.stream_pairs(items, lambda item: (ask(item), text(item)), window)
 
-        def tokenized() -> Iterator[tuple[list[T], list[Encoding]]]:
-            for chunk in windows(items, window, max_wait=STALL_SECONDS):
-                yield chunk, self._encode([(ask(item), text(item)) for item in chunk])
+    def stream_pairs(self, items: Iterable[T], pair: Callable[[T], tuple[str, str]],
+                     window: int = DEFAULT_WINDOW) -> Iterator[tuple[list[T], list[float], list[Chunk | None]]]:
+        """`stream` with a (query, document) pair per item: many queries share one token-budget batcher."""
+        def tokenized() -> Iterator[tuple[list[T], list[Encoding], Plan | None]]:
+            for group in windows(items, window, max_wait=STALL_SECONDS):
+                yield group, *self._encode_window([pair(item) for item in group])
 
-        # The next window is read and tokenized in a background thread while this one runs.
-        for chunk, encodings in prefetch(tokenized(), depth=1):
-            yield chunk, as_floats(self._run(encodings))
+        # The next window is read and tokenized (and chunked) in a background thread while this one runs.
+        for group, encodings, plan in prefetch(tokenized(), depth=1):
+            scores, chunks = self._finish(encodings, plan)
+            yield group, as_floats(scores), chunks
 
-    def _score_window(self, pairs: list[tuple[str, str]]) -> NDArray[np.floating]:
-        return self._run(self._encode(pairs))
+    def _encode_window(self, pairs: list[tuple[str, str]]) -> tuple[list[Encoding], Plan | None]:
+        """The encodings to run for a window of pairs: one per pair, or with chunking one per window."""
+        if self.chunker is None:
+            return self._encode(pairs), None
+        plan = self.chunker.plan(pairs)
+        encodings = self.encoder.encode(plan.pairs)
+        # A document counts as truncated when text past max_chunks went unscored or the query was cut.
+        cut = np.asarray(plan.cut, dtype=bool)
+        cut[[plan.owners[j] for j, e in enumerate(encodings) if e.overflowing]] = True
+        self.truncated += int(cut.sum())
+        self.chunked += plan.chunked
+        return encodings, plan
+
+    def _finish(self, encodings: list[Encoding], plan: Plan | None) -> tuple[NDArray[np.floating], list[Chunk | None]]:
+        """Scores per document (the best window's, with chunking) and the best windows."""
+        scores = self._run(encodings)
+        if plan is None:
+            return scores, [None] * len(scores)
+        return best(scores, plan)
 
     def _encode(self, pairs: list[tuple[str, str]]) -> list[Encoding]:
         encodings = self.encoder.encode(pairs)
@@ -225,6 +259,25 @@ def _check_count(name: str, value: Any, *, none: str | None = None, least: int =
     if value < least:
         raise UsageError(f"{name}={value} is too small: use {least} or more"
                          f"{f' (or None for {none})' if none else ''}", param=name)
+
+
+def _long_docs(long_docs: Any, chunk_overlap: Any, max_chunks: Any) -> tuple[LongDocs, int, int]:
+    """(the long-document mode, the overlap, the most windows per document), checked."""
+    try:
+        mode = LongDocs(long_docs)
+    except ValueError:
+        choices = ", ".join(repr(m.value) for m in LongDocs)
+        raise UsageError(f"long_docs {long_docs!r} is not one of {choices}", param="long_docs") from None
+    _check_count("chunk_overlap", chunk_overlap, none="the default, 80", least=0)
+    _check_count("max_chunks", max_chunks, none="the default, 16")
+    if mode is LongDocs.truncate:
+        given = [name for name, value in (("chunk_overlap", chunk_overlap), ("max_chunks", max_chunks))
+                 if value is not None]
+        if given:
+            raise UsageError(f"{' and '.join(given)} apply only with long_docs='chunk'", param=given[0])
+    overlap = DEFAULT_OVERLAP if chunk_overlap is None else int(chunk_overlap)
+    most = DEFAULT_MAX_CHUNKS if max_chunks is None else int(max_chunks)
+    return mode, overlap, most
 
 
 def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens: Any, max_length: Any) -> None:

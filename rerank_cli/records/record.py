@@ -40,6 +40,7 @@ class Scored:
     """A record with its 0-based position across all inputs, its score and (for rerank) its rank.
 
     `extra` holds keys written before ours, such as the `query_id` of `rerank --queries`.
+    `chunk` is the best window (number, start, end character offsets) of a document scored by windows.
     """
 
     record: Record
@@ -47,6 +48,7 @@ class Scored:
     score: float
     rank: int | None = None
     extra: tuple[tuple[str, Any], ...] = ()
+    chunk: tuple[int, int, int] | None = None
 
 
 def doc_text(record: Record, field: str) -> str:

@@ -1,8 +1,9 @@
 """Scored records -> table / JSONL / JSON / TSV on stdout. Writers get plain floats, never arrays.
 
-A JSONL record is the input record with our keys added (`index`, `score`, `rank`); every other
-field passes through untouched and in order. If the input already has one of our keys (retrievers
-often send `score`), its value is kept under `input_<key>` in the same position: never lost.
+A JSONL record is the input record with our keys added (`index`, `score`, `rank`, and `chunk` for
+a document scored by windows); every other field passes through untouched and in order. If the
+input already has one of our keys (retrievers often send `score`), its value is kept under
+`input_<key>` in the same position: never lost.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ class OutputFormat(str, Enum):
     tsv = "tsv"
 
 
-def output_keys(score_key: str = "score", ranked: bool = False) -> tuple[str, ...]:
-    """The keys we add to every output record."""
-    return ("index", score_key, "rank") if ranked else ("index", score_key)
+def output_keys(score_key: str = "score", ranked: bool = False, chunks: bool = False) -> tuple[str, ...]:
+    """The keys we add to output records (`chunk` to those scored by windows, with `--long-docs chunk`)."""
+    return ("index", score_key, *(("rank",) if ranked else ()), *(("chunk",) if chunks else ()))
 
 
 # --score-key values that would overwrite a key we write, or the document itself.
@@ -47,11 +48,13 @@ _TAKEN = {"index": "the index key", "rank": "the rank key", "input_index": "wher
           "input_rank": "where an input rank is kept", "text": "the text key of plain-text documents"}
 
 
-def check_score_key(score_key: str, field: str) -> None:
+def check_score_key(score_key: str, field: str, chunks: bool = False) -> None:
     """Refuse a --score-key that would overwrite one of our keys or the document text."""
     if not score_key:
         raise UsageError("--score-key cannot be empty; name the output key for the score (default: score)")
     taken = "the document text (--field)" if score_key == field else _TAKEN.get(score_key)
+    if chunks and score_key in ("chunk", "input_chunk"):
+        taken = "the chunk key of --long-docs chunk"
     if taken is not None:
         raise UsageError(f"--score-key {score_key!r} would overwrite {taken}; choose another name")  # repr escapes
 
@@ -79,17 +82,24 @@ def check_keys(record: Record, keys: Sequence[str]) -> None:
                              "choose another output key with --score-key")
 
 
-def output_record(row: Scored, score_key: str = "score") -> dict[str, Any]:
-    """The JSON object written for one scored record."""
-    ours = {**dict(row.extra), "index": row.index, score_key: row.score}
+def output_record(row: Scored, score_key: str = "score", chunks: bool = False) -> dict[str, Any]:
+    """The JSON object written for one scored record.
+
+    With `chunks` (--long-docs chunk) an input `chunk` is kept as `input_chunk` whether or not this
+    document was split, so `chunk` always means ours.
+    """
+    ours: dict[str, Any] = {**dict(row.extra), "index": row.index, score_key: row.score}
     if row.rank is not None:
         ours["rank"] = row.rank
+    if row.chunk is not None:
+        ours["chunk"] = {"index": row.chunk[0], "start": row.chunk[1], "end": row.chunk[2]}
     data = row.record.data
     if isinstance(data, str):
         return {"index": row.index, "text": data, **{k: v for k, v in ours.items() if k != "index"}}
-    if any(k in data for k in ours):
-        check_keys(row.record, list(ours))
-        data = {f"input_{k}" if k in ours else k: v for k, v in data.items()}
+    renamed = [*ours, "chunk"] if chunks else list(ours)
+    if any(k in data for k in renamed):
+        check_keys(row.record, renamed)
+        data = {f"input_{k}" if k in renamed else k: v for k, v in data.items()}
     return {**data, **ours}
 
 
@@ -99,6 +109,7 @@ class Writer:
     def __init__(self, out: IO[bytes], score_key: str, field: str) -> None:
         self.out, self.score_key, self.field = out, score_key, field
         self.count = 0
+        self.chunks = False  # set for --long-docs chunk: an input `chunk` is then kept as `input_chunk`
 
     def write(self, rows: Sequence[Scored]) -> None:
         """Write one batch of rows and flush, so a consumer sees progress."""
@@ -111,7 +122,7 @@ class Writer:
         self.out.flush()
 
     def _encode(self, row: Scored) -> bytes:
-        return orjson.dumps(output_record(row, self.score_key)) + b"\n"
+        return orjson.dumps(output_record(row, self.score_key, self.chunks)) + b"\n"
 
     def _emit(self, data: bytes) -> None:
         emit(self.out, data)
@@ -164,7 +175,8 @@ class JsonWriter(Writer):
     def write(self, rows: Sequence[Scored]) -> None:
         if rows:
             sep = b",\n" if self.count else b"[\n"
-            self._emit(sep + b",\n".join(orjson.dumps(output_record(r, self.score_key)) for r in rows))
+            self._emit(sep + b",\n".join(orjson.dumps(output_record(r, self.score_key, self.chunks))
+                                   for r in rows))
         self.count += len(rows)
 
     def close(self) -> None:
