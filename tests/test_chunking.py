@@ -302,3 +302,24 @@ def test_the_chunking_benchmark_runs() -> None:
     windows = [float(r.split("|")[2]) for r in rows]
     assert all(len(r.split("|")) == 10 for r in rows)
     assert 1 < windows[0] < windows[1] < windows[2]
+
+
+def test_batch_scores_long_documents_by_windows_as_score_does() -> None:
+    import json as _json
+
+    from typer.testing import CliRunner as _Runner
+
+    from rerank_cli.cli.app import app as _app
+
+    long_doc = " ".join(["Paris is the capital of France and a big city on the Seine."] * 30)
+    docs = [long_doc, "short"]
+    request = _json.dumps({"query": "capital of france", "documents": docs}) + "\n"
+    runner = _Runner()
+    answer = runner.invoke(_app, ["batch", "-m", str(BERT), "--long-docs", "chunk", "--quiet"], input=request)
+    scored = runner.invoke(_app, ["score", "-q", "capital of france", "-m", str(BERT), "--long-docs", "chunk",
+                                  "--quiet", "--input-format", "text"], input="\n".join(docs) + "\n")
+    assert answer.exit_code == 0 and scored.exit_code == 0, answer.stderr + scored.stderr
+    by_index = {r["index"]: r["relevance_score"] for r in _json.loads(answer.stdout)["results"]}
+    assert [by_index[0], by_index[1]] == [_json.loads(line)["score"] for line in scored.stdout.splitlines()]
+    wrong = runner.invoke(_app, ["batch", "-m", str(BERT), "--max-chunks", "3"], input=request)
+    assert wrong.exit_code == 2

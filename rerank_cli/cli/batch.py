@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..engine.activation import Activation
+from ..engine.chunking import LongDocs
 from ..errors import UsageError
 from ..records.readers import check_sources
 from ..records.writers import BatchFormat, open_answer_writer
@@ -19,9 +20,12 @@ from .options import (
     BatchSize,
     BatchTokens,
     CacheDir,
+    ChunkOverlap,
     Debug,
     EngineOptions,
     Field,
+    LongDocsOpt,
+    MaxChunks,
     MaxLength,
     Model,
     Offline,
@@ -34,7 +38,7 @@ from .options import (
     Threads,
     Variant,
 )
-from .scoring import load_engine, set_debug
+from .scoring import load_engine, long_text_warning, set_debug
 
 if TYPE_CHECKING:
     from ..records.requests import Request
@@ -67,9 +71,10 @@ def batch(
     field: Field = "text", output_format: Format = BatchFormat.auto, tag: Tag = "rerank",
     model: Model = DEFAULT_MODEL, batch_size: BatchSize = 64, batch_tokens: BatchTokens = 768,
     max_length: MaxLength = None, provider: Provider = None, threads: Threads = None,
-    activation: ActivationOpt = Activation.auto, onnx_file: OnnxFile = None, variant: Variant = None,
-    revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False, refresh: Refresh = False,
-    skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    activation: ActivationOpt = Activation.auto, long_docs: LongDocsOpt = LongDocs.truncate,
+    chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None, onnx_file: OnnxFile = None,
+    variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
+    refresh: Refresh = False, skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
 ) -> None:
     """Answer many rerank requests in one run: one result line per request line, in order.
 
@@ -90,7 +95,10 @@ def batch(
     options = EngineOptions(model=model, onnx_file=onnx_file, variant=variant, revision=revision, cache_dir=cache_dir,
                             offline=offline, refresh=refresh, provider=provider, threads=threads,
                             batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
-                            activation=activation)
+                            activation=activation, long_docs=long_docs, chunk_overlap=chunk_overlap,
+                            max_chunks=max_chunks)
+    if long_docs is not LongDocs.chunk and (chunk_overlap is not None or max_chunks is not None):
+        raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
     skipped = SkipReport() if skip_invalid else None
     if run is not None:
         requests = _run_requests(files, run, queries, corpus, depth, quiet, skipped)
@@ -137,9 +145,11 @@ def _answer(requests: Iterable[Request], options: EngineOptions, top_n: int | No
 
     engine = load_engine(options, quiet)
     writer = open_answer_writer(output_format, sys.stdout, return_documents=return_documents, tag=tag, run=run)
+    documents = 0
     for answers in answer_stream(engine, requests, top_n):
         writer.write(answers)
+        documents += sum(len(answer.request.texts) for answer in answers)
     writer.close()
-    if engine.truncated and not quiet:
-        warn(f"{engine.truncated} pairs were longer than {engine.max_length} tokens and were truncated "
-             "longest-first (--max-length sets the limit; --quiet hides this)")
+    message = long_text_warning(engine, documents)
+    if message and not quiet:
+        warn(message)
