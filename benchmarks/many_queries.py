@@ -7,6 +7,9 @@ Three ways to score the same Q x D pairs, each a whole process (or processes) me
   batch    one `rerank batch` process over Q request lines
   xargs    Q `rerank rerank -q ...` processes, one per query (the old README recipe)
   one      one `rerank score` process over the same Q x D pairs as a single query's documents
+  fastembed   FastEmbed's `rerank_pairs` over the same pairs, one process (with --fastembed; its venv is
+              made on first use, as bench.py does, and it loads a copy of the model without the stray
+              `max_length`, so it sees the same tokens)
 `batch` should be within about 10% of `one` (same pairs, same batcher) and far ahead of `xargs`
 (one model load instead of Q). Passages are real prose (Python's docstrings), as in chunking.py.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from bench import fastembed_python, same_work_copy  # noqa: E402
 from chunking import cpu_name, prose_words  # noqa: E402
 
 DEFAULT_MODEL = HERE.parent / "tests" / "fixtures" / "tiny-bert-512"
@@ -46,6 +50,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=100, help="passages per query")
     parser.add_argument("--words", type=int, default=60, help="words per passage")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fastembed", action="store_true", help="also time FastEmbed's rerank_pairs")
     args = parser.parse_args()
 
     words = prose_words()
@@ -74,13 +79,25 @@ def main() -> int:
             "one": rerank("score", "-q", queries[0], *common, str(everything)),
             "xargs": sum(rerank("rerank", "-q", query, *common, str(path)) for query, path in zip(queries, per_query)),
         }
+        python = fastembed_python() if args.fastembed else None
+        if python is not None:
+            model = same_work_copy(args.model.resolve(), work) if (args.model / "tokenizer_config.json").exists() else args.model
+            started = time.perf_counter()
+            done = subprocess.run([python, str(HERE / "peers.py"), "fastembed-pairs", str(model), "", str(requests),
+                                   str(work / "fastembed.out"), str(args.threads)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"FastEmbed failed ({done.returncode}): {done.stderr[-1500:]}")
+            times["fastembed"] = time.perf_counter() - started
     print(f"machine: {cpu_name()}, {args.threads} threads; model: {args.model.name}; "
           f"{args.queries} queries x {args.docs} passages of {args.words} words = {pairs} pairs")
     print("| way | seconds | pairs/s | batch is |")
     print("|---|---|---|---|")
     for name, label in (("batch", "`rerank batch`, one process"),
                         ("one", "`rerank score`, one query over the same pairs"),
-                        ("xargs", f"{args.queries} `rerank rerank` processes (xargs)")):
+                        ("xargs", f"{args.queries} `rerank rerank` processes (xargs)"),
+                        ("fastembed", "FastEmbed `rerank_pairs`, one process")):
+        if name not in times:
+            continue
         ratio = "1.00" if name == "batch" else f"{times[name] / times['batch']:.2f}x faster"
         print(f"| {label} | {times[name]:.2f} | {pairs / times[name]:.0f} | {ratio} |")
     return 0
