@@ -81,7 +81,9 @@ def main() -> int:
         }
         python = fastembed_python() if args.fastembed else None
         if python is not None:
-            model = same_work_copy(args.model.resolve(), work) if (args.model / "tokenizer_config.json").exists() else args.model
+            model = args.model.resolve()
+            if (model / "tokenizer_config.json").exists():
+                model = same_work_copy(model, work)
             started = time.perf_counter()
             done = subprocess.run([python, str(HERE / "peers.py"), "fastembed-pairs", str(model), "", str(requests),
                                    str(work / "fastembed.out"), str(args.threads)], capture_output=True, text=True)
