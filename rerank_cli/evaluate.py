@@ -74,6 +74,10 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
         except AssertionError as exc:  # ir-measures checks parameters with assert: SDCG@5 needs max_rel
             reason = str(exc).split("=")[0]  # "invalid param max_rel=<object ...>": the name is the news
             raise UsageError(f"measure {str(measure)!r}: {reason}", param="measure") from None
+        cutoff = measure.params.get("cutoff")
+        if cutoff is not None and (not isinstance(cutoff, int) or cutoff < 1):
+            # trec_eval aborts the process on a cutoff of 0 and ir-measures divides by it: refuse it here.
+            raise UsageError(f"measure {str(measure)!r}: the cutoff must be 1 or more", param="measure")
         if not _provider().supports(measure):
             raise UsageError(f"measure {str(measure)!r} is not one rerank eval computes: those of trec_eval "
                              "(pytrec_eval), RR@k and Judged@k", param="measure")

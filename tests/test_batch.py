@@ -226,3 +226,16 @@ def test_memory_stays_flat_on_10000_requests(tmp_path: Path) -> None:
         assert int(out[0]) == n
         peaks[n] = int(out[1])  # KiB on Linux
     assert peaks[10000] - peaks[2000] < 8 * 1024, peaks
+
+
+def test_a_bad_line_leaves_a_closed_json_array() -> None:
+    # A stranger's test: `batch -f json` stopped by a bad line left the array open.
+    from conftest import BERT as _BERT
+    from typer.testing import CliRunner as _Runner
+
+    from rerank_cli.cli.app import app as _app
+
+    result = _Runner().invoke(_app, ["batch", "-m", str(_BERT), "-f", "json"],
+                              input='{"id": 1, "query": "q", "documents": ["a"]}\ngarbage\n')
+    assert result.exit_code == 65
+    assert [a["id"] for a in json.loads(result.stdout)] == [1]

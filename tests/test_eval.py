@@ -255,3 +255,10 @@ def test_missing_files_and_bad_options(files: tuple[Path, Path], tmp_path: Path)
     assert run_cli("--qrels", qrels, "-", "-", stdin=RUN).exit_code == 2
     assert run_cli("--qrels", "-", "-", stdin=RUN).exit_code == 2
     assert run_cli("--qrels", qrels).exit_code == 2  # a RUN is required
+
+
+@pytest.mark.parametrize("measure", ["nDCG@0", "ndcg_cut_0", "P@0", "Judged@0", "RR@0"])
+def test_a_cutoff_of_zero_is_a_usage_error(measure: str) -> None:
+    # A stranger's test: trec_eval aborted the process (exit 134) and Judged@0 divided by zero.
+    result = CliRunner().invoke(app, ["eval", "--qrels", "examples/qrels.txt", "-M", measure, "examples/bm25.run"])
+    assert result.exit_code == 2 and "the cutoff must be 1 or more" in result.stderr

@@ -160,3 +160,33 @@ def test_missing_files_are_exit_66(files: dict[str, Path]) -> None:
     result = run("batch", "-m", BERT, "--run", files["run.trec"], "--queries", files["queries.tsv"],
                  "--corpus", files["run.trec"].with_name("nope.jsonl"))
     assert result.exit_code == 66 and "nope.jsonl: no such file" in result.stderr
+
+
+def test_depth_cuts_ties_in_trec_eval_order_and_tags_are_one_word(tmp_path: Path) -> None:
+    # A stranger's test: equal scores at the cutoff kept file order (trec_eval: docid descending), and
+    # --tag "" or "my run" wrote runs with the wrong number of columns.
+    run_file = tmp_path / "run.trec"
+    run_file.write_text("q1 Q0 d1 1 5 x\nq1 Q0 d2 2 5 x\nq1 Q0 d3 3 9 x\n")
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tcapital of france\n")
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": d, "title": None, "text": f"doc {d}"}) + "\n"
+                              for d in ("d1", "d2", "d3")))  # BEIR's untitled documents: "title": null
+    base = ["batch", "-m", str(BERT), "--run", str(run_file), "--queries", str(queries), "--corpus", str(corpus)]
+    result = runner.invoke(app, [*base, "--depth", "2"])
+    assert result.exit_code == 0, result.stderr
+    assert sorted(line.split()[2] for line in result.stdout.splitlines()) == ["d2", "d3"]
+    for tag in ("", "my run", "a\tb"):
+        bad = runner.invoke(app, [*base, "--tag", tag])
+        assert bad.exit_code == 2 and "--tag" in bad.stderr
+
+
+def test_rerank_queries_reads_tsv_ids(tmp_path: Path) -> None:
+    queries = tmp_path / "q.tsv"
+    queries.write_text("q1\tcapital of france\nq2\tberlin\n")
+    docs = tmp_path / "d.jsonl"
+    docs.write_text('{"text": "Paris"}\n{"text": "Berlin"}\n')
+    result = runner.invoke(app, ["rerank", "--queries", str(queries), "-m", str(BERT), str(docs), "--return-query"])
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["query_id"], r["query"]) for r in rows} == {("q1", "capital of france"), ("q2", "berlin")}

@@ -10,7 +10,7 @@ import typer
 
 from ..engine.activation import Activation
 from ..engine.chunking import LongDocs
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..records.readers import check_sources
 from ..records.writers import BatchFormat, open_answer_writer
 from ..store.registry import DEFAULT_MODEL
@@ -92,6 +92,8 @@ def batch(
       rerank batch --run bm25.trec --queries queries.tsv --corpus corpus.jsonl --depth 100 > reranked.trec
     """
     set_debug(ctx, debug)
+    if not tag or any(c.isspace() for c in tag):
+        raise UsageError(f"--tag {tag!r}: a TREC run name must be one word (no spaces or tabs), not empty")
     options = EngineOptions(model=model, onnx_file=onnx_file, variant=variant, revision=revision, cache_dir=cache_dir,
                             offline=offline, refresh=refresh, provider=provider, threads=threads,
                             batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
@@ -146,9 +148,13 @@ def _answer(requests: Iterable[Request], options: EngineOptions, top_n: int | No
     engine = load_engine(options, quiet)
     writer = open_answer_writer(output_format, sys.stdout, return_documents=return_documents, tag=tag, run=run)
     documents = 0
-    for answers in answer_stream(engine, requests, top_n):
-        writer.write(answers)
-        documents += sum(len(answer.request.texts) for answer in answers)
+    try:
+        for answers in answer_stream(engine, requests, top_n):
+            writer.write(answers)
+            documents += sum(len(answer.request.texts) for answer in answers)
+    except InputError:
+        writer.close()  # the answers before the bad line stay usable: a closed JSON array, the table so far
+        raise
     writer.close()
     message = long_text_warning(engine, documents)
     if message and not quiet:

@@ -105,14 +105,21 @@ def _keys(data: dict[str, Any]) -> str:
 
 
 def read_queries(path: str, on_invalid: OnInvalid = None) -> Iterator[tuple[Any, str]]:
-    """(id, text) of each query of a file: one query per line (id: its 0-based position), or JSONL
-    objects with `text` and `id` (or BEIR's `_id`; default the position)."""
+    """(id, text) of each query of a file: one query per line (id: its 0-based position), `id<TAB>text`
+    lines in a `.tsv` file (as `rerank batch --queries` reads them), or JSONL objects with `text` and `id`
+    (or BEIR's `_id`; default the position)."""
     position = 0
-    for record in read_records([path], InputFormat.auto, on_invalid=on_invalid):
+    tsv = path.lower().endswith(".tsv")
+    for record in read_records([path], InputFormat.text if tsv else InputFormat.auto, on_invalid=on_invalid):
         data = record.data
         try:
-            if isinstance(data, str):
-                item: tuple[Any, str] = (position, data)
+            if isinstance(data, str) and tsv:
+                qid, tab, text = data.partition("\t")
+                if not tab:
+                    raise InputError(f"{record.where()}: expected `qid<TAB>text` in a .tsv queries file (no tab)")
+                item: tuple[Any, str] = (qid, text)
+            elif isinstance(data, str):
+                item = (position, data)
             else:
                 text = data.get("text")
                 if not isinstance(text, str):

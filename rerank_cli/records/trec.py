@@ -69,7 +69,7 @@ def _report(on_invalid: OnInvalid, err: InputError) -> None:
 
 
 def read_run(path: str, depth: int, on_invalid: OnInvalid = None) -> Run:
-    """Read a TREC run, keeping each query's `depth` best documents by score (ties in file order).
+    """Read a TREC run, keeping each query's `depth` best documents by score (ties as trec_eval orders them).
 
     A repeated (qid, docid) line is ignored, the first one kept, and recorded in `duplicates`.
     """
@@ -92,8 +92,10 @@ def read_run(path: str, depth: int, on_invalid: OnInvalid = None) -> Run:
         entries = scored.setdefault(qid, [])
         entries.append((score, len(entries), docid, where))
     for qid, entries in scored.items():
-        # NaN scores last; equal scores keep file order.
-        entries.sort(key=lambda e: (math.isnan(e[0]), -e[0] if not math.isnan(e[0]) else 0.0, e[1]))
+        # trec_eval's order, which evaluation tools use: score descending, equal scores by docid descending
+        # (two stable sorts); NaN scores last.
+        entries.sort(key=lambda e: e[2], reverse=True)
+        entries.sort(key=lambda e: (math.isnan(e[0]), -e[0] if not math.isnan(e[0]) else 0.0))
         run.docs[qid] = [(docid, where) for _, _, docid, where in entries[:depth]]
     return run
 
@@ -138,6 +140,8 @@ def _jsonl_item(line: str, where: str, what: str) -> dict[str, Any]:
 
 def _string(value: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
     text = value.get(key, default)
+    if text is None and default is not None:  # BEIR exports carry `"title": null` for untitled documents
+        text = default
     if text is None:
         raise InputError(f"{where}: no {key!r} field")
     if not isinstance(text, str):
