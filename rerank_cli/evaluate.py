@@ -145,9 +145,13 @@ def paired_test(first: dict[str, dict[str, float]], other: dict[str, dict[str, f
         return None
     if a == b:
         return 1.0
+    import warnings
+
     from scipy.stats import ttest_rel
 
-    p = float(ttest_rel(b, a).pvalue)
+    with warnings.catch_warnings():  # scipy warns of precision loss on near-identical values: not the user's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_rel(b, a).pvalue)
     return None if p != p else p  # NaN: undefined
 
 
