@@ -140,9 +140,8 @@ def test_a_document_missing_from_the_corpus_is_located(files: dict[str, Path]) -
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("run.trec", "q1 Q0 d1 1 9.0\n", "run.trec:1: expected the 6 columns of a TREC run (qid Q0 docid rank score "
-                                     "tag), got 5"),
-    ("run.trec", "q1 Q0 d1 1 high bm25\n", "run.trec:1: the score column is not a number: 'high'"),
+    ("run.trec", "q1 Q0 d1 1 9.0\n", "run.trec:1: expected 6 columns (qid Q0 docid rank score tag), found 5"),
+    ("run.trec", "q1 Q0 d1 1 high bm25\n", "run.trec:1: score 'high' is not a number"),
     ("queries.tsv", "q1 no tab here\n", "queries.tsv:1: expected `qid<TAB>text` (no tab in the line)"),
     ("corpus.jsonl", '{"_id": "d1", "text": 3}\n', "corpus.jsonl:1: 'text' is a number, not a string"),
     ("corpus.jsonl", '{"title": "x", "text": "y"}\n', "corpus.jsonl:1: no '_id' in the document"),

@@ -67,7 +67,9 @@ def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
     path = source_name(path)
     for lineno, line in lines:
         try:
-            qid, docid, score = _run_line(line)
+            qid, docid, score = parse_run_line(line)
+            if math.isnan(score):
+                raise ValueError("score is NaN")
         except ValueError as exc:
             reason = str(exc)
             if line.startswith("{"):  # rerank's own JSONL output, given where its TREC form belongs
@@ -81,8 +83,9 @@ def read_run(path: str, stdin: IO[bytes] | None = None) -> Run:
     return run
 
 
-def _run_line(line: str) -> tuple[str, str, float]:
-    """(qid, docid, score) of a run line, or ValueError saying what is wrong with it."""
+def parse_run_line(line: str) -> tuple[str, str, float]:
+    """(qid, docid, score) of a TREC run line (`qid Q0 docid rank score tag`), or ValueError saying what is
+    wrong with it. The one parser of run lines: `rerank eval` and `rerank batch --run` both use it."""
     fields = line.split()
     if len(fields) != 6:
         raise ValueError(f"expected 6 columns (qid Q0 docid rank score tag), found {len(fields)}")
@@ -90,8 +93,6 @@ def _run_line(line: str) -> tuple[str, str, float]:
         score = float(fields[4])
     except ValueError:
         raise ValueError(f"score {fields[4]!r} is not a number") from None
-    if math.isnan(score):
-        raise ValueError("score is NaN")
     return fields[0], fields[2], score
 
 

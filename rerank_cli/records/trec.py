@@ -18,6 +18,7 @@ from typing import IO, Any
 import orjson
 
 from ..errors import InputError, NoInputError
+from .qrels import parse_run_line
 from .readers import check_sources
 from .record import OnInvalid, json_kind
 from .requests import Answer, Request
@@ -101,14 +102,10 @@ def read_run(path: str, depth: int, on_invalid: OnInvalid = None) -> Run:
 
 
 def _run_line(line: str, where: str) -> tuple[str, str, float]:
-    parts = line.split()
-    if len(parts) != 6:
-        raise InputError(f"{where}: expected the 6 columns of a TREC run ({TREC_COLUMNS}), got {len(parts)}")
     try:
-        score = float(parts[4])
-    except ValueError:
-        raise InputError(f"{where}: the score column is not a number: {parts[4]!r}") from None
-    return parts[0], parts[2], score
+        return parse_run_line(line)
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def _is_jsonl(path: str) -> bool:
