@@ -24,8 +24,6 @@ from .record import OnInvalid, json_kind
 from .requests import Answer, Request
 from .writers import AnswerWriter
 
-TREC_COLUMNS = "qid Q0 docid rank score tag"
-
 
 @dataclass
 class Run:
