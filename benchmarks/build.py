@@ -42,17 +42,23 @@ def build_model(out: Path = MODEL) -> Path:
     tmp = out.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    tokenizer = AutoTokenizer.from_pretrained(src)
-    tokenizer.save_pretrained(tmp)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    ids = torch.ones((2, 16), dtype=torch.long)
-    (tmp / "onnx").mkdir()
-    torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(tmp / "onnx/model.onnx"), input_names=names,
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}})
+    AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
+    export_onnx(model, tmp / "onnx/model.onnx")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def export_onnx(model, path: Path) -> None:
+    """Export a BERT sequence classifier (eager attention, eval mode) to ONNX with dynamic batch and length."""
+    import torch
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    ids = torch.ones((2, 16), dtype=torch.long)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(path), input_names=names,
+                      output_names=["logits"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}})
 
 
 def _docstrings() -> list[str]:

@@ -262,3 +262,19 @@ def test_a_cutoff_of_zero_is_a_usage_error(measure: str) -> None:
     # A stranger's test: trec_eval aborted the process (exit 134) and Judged@0 divided by zero.
     result = CliRunner().invoke(app, ["eval", "--qrels", "examples/qrels.txt", "-M", measure, "examples/bm25.run"])
     assert result.exit_code == 2 and "the cutoff must be 1 or more" in result.stderr
+
+
+def test_shipped_quality_slice_evaluates_and_its_corpus_covers_the_run() -> None:
+    # examples/quality/ is a slice of benchmarks/quality.py's held-out set (CPython docstrings).
+    slice_ = EXAMPLES / "quality"
+    result = runner.invoke(app, ["eval", "--qrels", str(slice_ / "qrels.txt"), str(slice_ / "bm25.run"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    (row,) = orjson.loads(result.stdout)
+    assert row["queries"] == 20
+    assert 0.1 < row["measures"]["nDCG@10"] < 0.9
+    corpus = {orjson.loads(line)["_id"] for line in (slice_ / "corpus.jsonl").read_text().splitlines()}
+    named = {line.split()[2] for line in (slice_ / "bm25.run").read_text().splitlines()}
+    judged = {line.split()[2] for line in (slice_ / "qrels.txt").read_text().splitlines()}
+    assert named | judged <= corpus
+    assert {line.split("\t")[0] for line in (slice_ / "queries.tsv").read_text().splitlines()} == {
+        line.split()[0] for line in (slice_ / "qrels.txt").read_text().splitlines()}
