@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InputError
-from .records.record import OnInvalid, Record, Scored, doc_text
+from .records.record import OnInvalid, Record, Scored, doc_text, report_invalid
 from .records.requests import Answer, Request
 from .records.writers import check_keys
 
@@ -33,9 +33,7 @@ def checked(records: Iterable[Record], field: str, on_invalid: OnInvalid = None,
             doc_text(record, field)
             check_keys(record, keys)
         except InputError as err:
-            if on_invalid is None:
-                raise
-            on_invalid(err)
+            report_invalid(on_invalid, err)
             continue
         yield record
 

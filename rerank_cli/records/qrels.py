@@ -9,14 +9,12 @@ scores; the rank column is read but not used. A bad line is an InputError naming
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Iterator
 from typing import IO
 
 from ..errors import InputError, NoInputError
-
-STDIN = "-"
+from .readers import STDIN, check_sources
 
 Qrels = dict[str, dict[str, int]]
 """query id -> document id -> relevance grade (0 is judged not relevant; negative grades are allowed)."""
@@ -98,16 +96,7 @@ def parse_run_line(line: str) -> tuple[str, str, float]:
 
 def check_file(path: str) -> None:
     """Raise NoInputError (66) for a path that is missing, a directory or unreadable."""
-    if path == STDIN:
-        if sys.stdin is None:
-            raise NoInputError("stdin is closed: give a run FILE, or pipe one in")
-        return
-    if not os.path.exists(path):
-        raise NoInputError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise NoInputError(f"{path}: is a directory, not a file")
-    if not os.access(path, os.R_OK):
-        raise NoInputError(f"{path}: permission denied")
+    check_sources([path], kind="a file", closed="stdin is closed: give a run FILE, or pipe one in")
 
 
 def source_name(path: str) -> str:

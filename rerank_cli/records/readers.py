@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 
 from ..errors import InputError, NoInputError
-from .record import OnInvalid, Record, json_kind
+from .record import OnInvalid, Record, json_kind, report_invalid
 
 STDIN = "-"
 
@@ -43,22 +43,24 @@ CLOSED_STDIN = "stdin is closed: give a FILE of documents, or pipe them in"
 UNREADABLE_STDIN = "stdin is not open for reading: give a FILE of documents, or pipe them in"
 
 
-def check_sources(paths: Sequence[str], stdin: IO[bytes] | None = None) -> list[str]:
+def check_sources(paths: Sequence[str], stdin: IO[bytes] | None = None, *, kind: str = "a file of documents",
+                  closed: str = CLOSED_STDIN) -> list[str]:
     """Return the inputs to read (stdin when none), failing before any output if one cannot be read.
 
     `stdin` stands in for the process's stdin (tests, library callers); without it, a stdin that the
-    caller closed (`rerank score ... <&-`) is a missing input (66), not a crash on first read.
+    caller closed (`rerank score ... <&-`) is a missing input (66), not a crash on first read. `kind`
+    and `closed` word the messages for other inputs (runs, qrels).
     """
     paths = list(paths) or [STDIN]
     for path in paths:
         if path == STDIN:
             if stdin is None and sys.stdin is None:
-                raise NoInputError(CLOSED_STDIN)
+                raise NoInputError(closed)
             continue
         if not os.path.exists(path):
             raise NoInputError(f"{path}: no such file")
         if os.path.isdir(path):
-            raise NoInputError(f"{path}: is a directory, not a file of documents")
+            raise NoInputError(f"{path}: is a directory, not {kind}")
         if not os.access(path, os.R_OK):
             raise NoInputError(f"{path}: permission denied")
     return paths
@@ -180,9 +182,7 @@ def _read_lines(fh: IO[bytes], source: str, parse: Callable[[bytes, str, int], R
         try:
             record = parse(raw, source, lineno)
         except InputError as err:
-            if on_invalid is None:
-                raise
-            on_invalid(err)
+            report_invalid(on_invalid, err)
             continue
         if record is not None:
             yield record
@@ -237,9 +237,7 @@ def _read_json_array(fh: IO[bytes], source: str, on_invalid: OnInvalid = None,
             _check_writable(item, where)
             record = Record(_document_value(item, where), source, i, element=True)
         except InputError as err:
-            if on_invalid is None:
-                raise
-            on_invalid(err)
+            report_invalid(on_invalid, err)
             continue
         yield record
 

@@ -20,6 +20,13 @@ from ..errors import InputError
 OnInvalid = Callable[[InputError], None] | None
 
 
+def report_invalid(on_invalid: OnInvalid, err: InputError) -> None:
+    """A bad record: raise `err`, or with `--skip-invalid` hand it to `on_invalid` and let the caller skip it."""
+    if on_invalid is None:
+        raise err
+    on_invalid(err)
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One input document as read: a JSON object, a bare JSON string, or a plain-text line."""

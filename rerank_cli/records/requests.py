@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import InputError
 from .readers import InputFormat, read_records
-from .record import OnInvalid, Record, json_kind, printable
+from .record import OnInvalid, Record, json_kind, printable, report_invalid
 
 # Keys a request line uses; every other key is passed through to its answer.
 CONSUMED = ("query", "documents", "top_n", "return_documents")
@@ -48,9 +48,7 @@ def read_requests(paths: Sequence[str], field: str, on_invalid: OnInvalid = None
         try:
             request = parse_request(record, field)
         except InputError as err:
-            if on_invalid is None:
-                raise
-            on_invalid(err)
+            report_invalid(on_invalid, err)
             continue
         yield request
 
@@ -127,9 +125,7 @@ def read_queries(path: str, on_invalid: OnInvalid = None) -> Iterator[tuple[Any,
                     raise InputError(f"{record.where()}: query {what} (fields: {_keys(data)})")
                 item = (data.get("id", data.get("_id", position)), text)
         except InputError as err:
-            if on_invalid is None:
-                raise
-            on_invalid(err)
+            report_invalid(on_invalid, err)
             continue
         position += 1
         yield item

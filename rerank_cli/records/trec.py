@@ -20,7 +20,7 @@ import orjson
 from ..errors import InputError, NoInputError
 from .qrels import parse_run_line
 from .readers import check_sources
-from .record import OnInvalid, json_kind
+from .record import OnInvalid, json_kind, report_invalid
 from .requests import Answer, Request
 from .writers import AnswerWriter
 
@@ -57,14 +57,8 @@ def _guarded(on_invalid: OnInvalid, check: Callable[..., Any], *args: Any) -> An
     try:
         return check(*args)
     except InputError as err:
-        _report(on_invalid, err)
+        report_invalid(on_invalid, err)
         return None
-
-
-def _report(on_invalid: OnInvalid, err: InputError) -> None:
-    if on_invalid is None:
-        raise err
-    on_invalid(err)
 
 
 def read_run(path: str, depth: int, on_invalid: OnInvalid = None) -> Run:
@@ -191,14 +185,14 @@ def run_requests(run: Run, queries_path: str, corpus_path: str, on_invalid: OnIn
     requests = []
     for qid, docs in run.docs.items():
         if qid not in queries:
-            _report(on_invalid, InputError(f"{run.first_line[qid]}: query {qid!r} is not in {queries_path}"))
+            report_invalid(on_invalid, InputError(f"{run.first_line[qid]}: query {qid!r} is not in {queries_path}"))
             continue
         kept = []
         for docid, where in docs:
             if docid in corpus:
                 kept.append(docid)
             else:
-                _report(on_invalid, InputError(f"{where}: document {docid!r} is not in {corpus_path}"))
+                report_invalid(on_invalid, InputError(f"{where}: document {docid!r} is not in {corpus_path}"))
         texts = [corpus[d] for d in kept]
         requests.append(Request(queries[qid], texts, texts, {"qid": qid}, run.first_line[qid], ids=kept))
     return requests
