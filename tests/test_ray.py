@@ -84,11 +84,10 @@ def trec(tmp_path: Path) -> dict[str, Path]:
     return {"run": write_lines(tmp_path / "run.trec", RUN.splitlines()), "queries": queries, "corpus": corpus}
 
 
-@pytest.mark.parametrize("fmt", ["trec", "jsonl"])
-def test_trec_runs_answer_as_one_process(trec: dict[str, Path], fmt: str) -> None:
+def test_trec_runs_answer_as_one_process(trec: dict[str, Path]) -> None:
     result = same_as_one_process("-m", BERT, "--run", trec["run"], "--queries", trec["queries"], "--corpus",
-                                 trec["corpus"], "-f", fmt, "--depth", 4)
-    assert len(result.stdout.splitlines()) == (12 if fmt == "trec" else 3)
+                                 trec["corpus"], "-f", "trec", "--depth", 4)
+    assert len(result.stdout.splitlines()) == 12
 
 
 def test_output_parts_concatenate_to_the_stdout_answers(tmp_path: Path, trec: dict[str, Path]) -> None:
@@ -126,9 +125,6 @@ def test_a_bad_request_is_located_and_skippable_as_in_one_process(tmp_path: Path
                (local.exit_code, local.stdout, local.stderr)
         assert local.exit_code == (0 if extra else 65)
         assert f"{requests}:21: documents[1] is a number, not a string or an object" in local.stderr
-    parts = run("batch", "--ray", "-m", BERT, requests, "--output", tmp_path / "out")
-    assert parts.exit_code == 65
-    assert parts.stderr == f"rerank: error: {requests}:21: documents[1] is a number, not a string or an object\n"
 
 
 def test_a_model_that_cannot_load_on_a_worker_fails_with_its_reason(tmp_path: Path, model_copy) -> None:
