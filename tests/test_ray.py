@@ -236,3 +236,13 @@ def test_the_ray_module_imports_ray_lazily() -> None:
     code = "import rerank_cli.scale.ray, rerank_cli.cli.batch, sys; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_cluster_that_cannot_be_reached_fails_fast(tmp_path: Path) -> None:
+    # A subprocess: this process holds the module's Ray session, which `--ray` would reuse. (`auto` would
+    # find that session's cluster, so only an address nobody listens on is tried.)
+    requests = write_lines(tmp_path / "r.jsonl", REQUESTS[:1])
+    out = subprocess.run([sys.executable, "-m", "rerank_cli", "batch", "--ray", "--ray-address", "127.0.0.1:1", "-m",
+                          str(BERT), str(requests)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 69
+    assert out.stderr == "rerank: error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused\n"

@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import pickle
+import socket
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -192,6 +193,7 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
         if not ray.is_initialized():
             options: dict[str, Any] = {"logging_level": level, "log_to_driver": debug}
             if address:
+                _check_reachable(address)
                 options["address"] = address
             else:
                 options.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
@@ -242,6 +244,17 @@ def _native_stderr(hidden: bool) -> Iterator[None]:
         os.dup2(saved, 2)
         sys.stderr = ours
         os.close(saved)
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail fast on a `HOST:PORT` (or `ray://HOST:PORT`) nobody listens on: `ray.init` would retry for minutes."""
+    host, colon, port = address.split("://", 1)[-1].rpartition(":")
+    if not colon or not port.isdigit():
+        return  # `auto`, or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
