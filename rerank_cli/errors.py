@@ -57,6 +57,12 @@ class ModelUnavailable(RerankError):
     exit_code = 69
 
 
+class ServiceUnavailable(RerankError):
+    """EX_UNAVAILABLE: what a requested feature runs on is missing: Ray not installed, a Ray cluster unreachable."""
+
+    exit_code = 69
+
+
 class ModelError(RerankError):
     """A malformed built-in model record: a bug in the registry, so it keeps exit 1."""
 

@@ -81,7 +81,12 @@ def imported_modules() -> set[str]:
                 found.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module)
-    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"}}
+    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"} | OPTIONAL}
+
+
+# The `ray` extra (`rerank batch --ray`, rerank_cli/scale/ray.py, imported lazily: tests/test_ray.py checks it):
+# ray[data] brings pyarrow.
+OPTIONAL = {"ray", "pyarrow"}
 
 
 def test_every_module_the_code_imports_comes_with_the_base_dependencies() -> None:

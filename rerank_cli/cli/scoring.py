@@ -210,13 +210,19 @@ def _run(query: str, files: list[str] | None, top_k: int | None, *, ranked: bool
 def long_text_warning(engine: Reranker, documents: int) -> str | None:
     """The closing warning when text went unscored: truncated pairs, or with --long-docs chunk truncated
     documents and how many were scored by windows."""
-    if not engine.truncated:
+    most = None if engine.chunker is None else engine.chunker.max_chunks
+    return long_text_message(engine.truncated, engine.chunked, documents, engine.max_length, most)
+
+
+def long_text_message(truncated: int, chunked: int, documents: int, max_length: int,
+                      max_chunks: int | None) -> str | None:
+    """`long_text_warning` from counts (`max_chunks` is None without --long-docs chunk), as Ray actors report them."""
+    if not truncated:
         return None
-    if engine.chunker is not None:
-        most = engine.chunker.max_chunks
-        return (f"{engine.truncated} of {documents} documents were truncated (text past --max-chunks {most} "
-                f"window{'s' if most != 1 else ''}, or a query longer than half the {engine.max_length}-token "
-                f"limit); {engine.chunked} of {documents} were scored by their best window (--quiet hides this)")
-    return (f"{engine.truncated} of {documents} pairs were longer than {engine.max_length} tokens and were "
+    if max_chunks is not None:
+        return (f"{truncated} of {documents} documents were truncated (text past --max-chunks {max_chunks} "
+                f"window{'s' if max_chunks != 1 else ''}, or a query longer than half the {max_length}-token "
+                f"limit); {chunked} of {documents} were scored by their best window (--quiet hides this)")
+    return (f"{truncated} of {documents} pairs were longer than {max_length} tokens and were "
             "truncated longest-first (--max-length sets the limit; --long-docs chunk scores the whole text; "
             "--quiet hides this)")

@@ -200,6 +200,12 @@ def _jsonl_line(raw: bytes, source: str, lineno: int, sniffed: bool = False) -> 
     return Record(value, source, lineno, nbytes=len(raw))
 
 
+def jsonl_record(raw: bytes, source: str, lineno: int) -> Record | None:
+    """One JSONL line as `read_records` parses it (None for a blank line), for readers that split lines
+    themselves (Ray workers); a bad line raises InputError naming `source:lineno`."""
+    return _jsonl_line(raw, source, lineno)
+
+
 def _sniffed_jsonl_line(raw: bytes, source: str, lineno: int) -> Record | None:
     return _jsonl_line(raw, source, lineno, sniffed=True)
 

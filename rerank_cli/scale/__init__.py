@@ -1,0 +1,1 @@
+"""Running the pipeline on more than one machine: Ray Data (ray.py)."""
