@@ -10,6 +10,7 @@ import typer
 
 from ..engine.activation import Activation
 from ..engine.chunking import LongDocs
+from ..engine.openvino import Precision
 from ..errors import InputError, UsageError
 from ..records.readers import check_sources
 from ..records.writers import BatchFormat, open_answer_writer
@@ -30,6 +31,7 @@ from .options import (
     Model,
     Offline,
     OnnxFile,
+    PrecisionOpt,
     Provider,
     Quiet,
     Refresh,
@@ -75,6 +77,7 @@ def batch(
     chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None, onnx_file: OnnxFile = None,
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
     refresh: Refresh = False, skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
+    precision: PrecisionOpt = Precision.fp32,
 ) -> None:
     """Answer many rerank requests in one run: one result line per request line, in order.
 
@@ -98,7 +101,7 @@ def batch(
                             offline=offline, refresh=refresh, provider=provider, threads=threads,
                             batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
                             activation=activation, long_docs=long_docs, chunk_overlap=chunk_overlap,
-                            max_chunks=max_chunks)
+                            max_chunks=max_chunks, precision=precision)
     if long_docs is not LongDocs.chunk and (chunk_overlap is not None or max_chunks is not None):
         raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
     skipped = SkipReport() if skip_invalid else None
