@@ -72,6 +72,10 @@ def base_dependencies() -> set[str]:
     return seen
 
 
+# Optional extras: imported only behind a guard that names the install (tests/test_openvino.py checks it).
+EXTRAS = {"openvino"}
+
+
 def imported_modules() -> set[str]:
     """Every module outside the standard library that rerank_cli imports, lazily inside functions included."""
     found: set[str] = set()
@@ -81,7 +85,7 @@ def imported_modules() -> set[str]:
                 found.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module)
-    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"}}
+    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"} | EXTRAS}
 
 
 def test_every_module_the_code_imports_comes_with_the_base_dependencies() -> None:

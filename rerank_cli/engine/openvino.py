@@ -79,10 +79,10 @@ class OpenVINOSession:
             config["CACHE_DIR"] = str(cache)
         # Ask the ONNX frontend first: given a file it cannot parse, OpenVINO tries every other
         # frontend, and TensorFlow's writes its own errors to stderr.
-        readable = ov.frontend.FrontEndManager().load_by_framework("onnx").supported(str(onnx_path))
+        if not ov.frontend.FrontEndManager().load_by_framework("onnx").supported(str(onnx_path)):
+            raise ModelUnavailable(f"{onnx_path}: OpenVINO cannot load it (not an ONNX model); "
+                                   "re-download the model or check the file")
         try:
-            if not readable:
-                raise RuntimeError("not an ONNX model")
             # Compiling from the path (not a read Model) lets a cached blob skip reading the graph.
             self._model = core.compile_model(str(onnx_path), "CPU", config)
         except RuntimeError as exc:
@@ -93,10 +93,7 @@ class OpenVINOSession:
         self.input_names, self._dtypes = checked_inputs(onnx_path, declared)
         self.precision = precision
         self._request = self._model.create_infer_request()
-        shape = self._model.outputs[0].get_partial_shape()
-        width = shape[shape.rank.get_length() - 1] if shape.rank.is_static and shape.rank.get_length() == 2 else None
-        self.labels = width.get_length() if width is not None and width.is_static else (
-            1 if shape.rank.is_static and shape.rank.get_length() == 1 else None)
+        self.labels = _labels(self._model.outputs[0].get_partial_shape())
         if self.labels is not None and self.labels > 2:
             raise ModelUnavailable(f"{onnx_path}: the model outputs {self.labels} values per pair; rerank scores "
                                    "models with one relevance logit or two ([irrelevant, relevant])")
@@ -124,6 +121,15 @@ class OpenVINOSession:
 
 # OpenVINO element type names -> the ONNX type strings session.py checks.
 _ONNX_TYPES = {"i64": "tensor(int64)", "i32": "tensor(int32)"}
+
+
+def _labels(shape: Any) -> int | None:
+    """The label count when the graph states it, as session.py reads it (a symbolic width: None)."""
+    if shape.rank.is_dynamic:
+        return None
+    if shape.rank.get_length() != 2:
+        return 1
+    return shape[1].get_length() if shape[1].is_static else None
 
 
 def _import() -> Any:
