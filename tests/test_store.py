@@ -72,6 +72,11 @@ def base_dependencies() -> set[str]:
     return seen
 
 
+# Optional extras, imported only behind a guard that names the install (tests/test_openvino.py and
+# tests/test_ray.py check it): openvino; ray, whose `data` extra brings pyarrow.
+EXTRAS = {"openvino", "ray", "pyarrow"}
+
+
 def imported_modules() -> set[str]:
     """Every module outside the standard library that rerank_cli imports, lazily inside functions included."""
     found: set[str] = set()
@@ -81,12 +86,7 @@ def imported_modules() -> set[str]:
                 found.update(a.name for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 found.add(node.module)
-    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"} | OPTIONAL}
-
-
-# The `ray` extra (`rerank batch --ray`, rerank_cli/scale/ray.py, imported lazily: tests/test_ray.py checks it):
-# ray[data] brings pyarrow.
-OPTIONAL = {"ray", "pyarrow"}
+    return {m for m in found if m.partition(".")[0] not in sys.stdlib_module_names | {"rerank_cli"} | EXTRAS}
 
 
 def test_every_module_the_code_imports_comes_with_the_base_dependencies() -> None:

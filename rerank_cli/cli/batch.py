@@ -11,6 +11,7 @@ import typer
 
 from ..engine.activation import Activation
 from ..engine.chunking import LongDocs
+from ..engine.openvino import Precision
 from ..errors import InputError, UsageError
 from ..records.readers import check_sources
 from ..records.writers import BatchFormat, open_answer_writer
@@ -31,6 +32,7 @@ from .options import (
     Model,
     Offline,
     OnnxFile,
+    PrecisionOpt,
     Provider,
     Quiet,
     Refresh,
@@ -98,6 +100,7 @@ def batch(
     variant: Variant = None, revision: Revision = None, cache_dir: CacheDir = None, offline: Offline = False,
     refresh: Refresh = False, skip_invalid: SkipInvalid = False, ray: RayOpt = False, ray_address: RayAddress = None,
     ray_actors: RayActors = None, output: Output = None, quiet: Quiet = False, debug: Debug = False,
+    precision: PrecisionOpt = Precision.fp32,
 ) -> None:
     """Answer many rerank requests in one run: one result line per request line, in order.
 
@@ -125,7 +128,7 @@ def batch(
                             offline=offline, refresh=refresh, provider=provider, threads=threads,
                             batch_size=batch_size, batch_tokens=batch_tokens, max_length=max_length,
                             activation=activation, long_docs=long_docs, chunk_overlap=chunk_overlap,
-                            max_chunks=max_chunks)
+                            max_chunks=max_chunks, precision=precision)
     if long_docs is not LongDocs.chunk and (chunk_overlap is not None or max_chunks is not None):
         raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
     if not ray and (ray_actors is not None or output is not None):

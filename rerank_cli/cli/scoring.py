@@ -9,6 +9,7 @@ import typer
 
 from ..engine.activation import Activation
 from ..engine.chunking import LongDocs
+from ..engine.openvino import Precision
 from ..errors import InputError, RerankError, UsageError
 from ..records.readers import InputFormat, check_sources, read_records, total_bytes
 from ..records.requests import read_queries
@@ -34,6 +35,7 @@ from .options import (
     Offline,
     OnnxFile,
     OutFormat,
+    PrecisionOpt,
     Provider,
     QueriesFile,
     Query,
@@ -83,6 +85,7 @@ def score(
     refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
     long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
+    precision: PrecisionOpt = Precision.fp32,
 ) -> None:
     """Score every document against the query; results in input order, written as they are computed.
 
@@ -98,7 +101,8 @@ def score(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks,
+         precision=precision)
 
 
 def rerank(
@@ -112,6 +116,7 @@ def rerank(
     offline: Offline = False, refresh: Refresh = False, score_key: ScoreKey = "score", id_field: IdField = None,
     skip_invalid: SkipInvalid = False, quiet: Quiet = False, debug: Debug = False,
     long_docs: LongDocsOpt = LongDocs.truncate, chunk_overlap: ChunkOverlap = None, max_chunks: MaxChunks = None,
+    precision: PrecisionOpt = Precision.fp32,
 ) -> None:
     """Re-order documents best first (ties keep input order), each with its rank and score.
 
@@ -134,7 +139,8 @@ def rerank(
          variant=variant, revision=revision, cache_dir=cache_dir, offline=offline, refresh=refresh,
          provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
          max_length=max_length, activation=_activation(activation, sigmoid, quiet),
-         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks)
+         id_field=id_field, long_docs=long_docs, chunk_overlap=chunk_overlap, max_chunks=max_chunks,
+         precision=precision)
 
 
 def _one_query(query: str | None, queries: str | None, return_query: bool) -> str:

@@ -21,7 +21,8 @@ from .activation import Activation, declared_activation, effective, to_scores
 from .batching import pad_batch, plan_batches, prefetch, windows
 from .chunking import DEFAULT_MAX_CHUNKS, DEFAULT_OVERLAP, Chunk, Chunker, LongDocs, Plan, best
 from .encoding import PairEncoder
-from .session import Session, check_threads, graph_positions
+from .openvino import Precision
+from .session import check_precision, check_threads, graph_positions, open_session
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -51,7 +52,8 @@ class Reranker:
                  cache_dir: str | Path | None = None, offline: bool = False, refresh: bool = False,
                  activation: Activation | str = Activation.auto, sigmoid: bool | None = None,
                  long_docs: LongDocs | str = LongDocs.truncate, chunk_overlap: int | None = None,
-                 max_chunks: int | None = None, progress: Progress | None = None) -> None:
+                 max_chunks: int | None = None, precision: Precision | str = Precision.fp32,
+                 progress: Progress | None = None) -> None:
         """Load a model: a local directory, a registry name or a hub repo id (pulled on first use).
 
         A cached model loads with no network request; `offline=True` (or HF_HUB_OFFLINE=1) never
@@ -63,7 +65,7 @@ class Reranker:
         if not isinstance(model, (str, os.PathLike)):
             raise ArgumentTypeError(f"model must be a str or a path, not {_kind(model)}")
         _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                       max_length=max_length)
+                       max_length=max_length, precision=precision)
         activation, sigmoid = _activation_choice(activation, sigmoid), None
         for name, flag in (("offline", offline), ("refresh", refresh)):
             if not isinstance(flag, bool):
@@ -73,7 +75,7 @@ class Reranker:
                         offline=offline, refresh=refresh, progress=progress)
         self._init(files, provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
                    max_length=max_length, activation=activation, sigmoid=sigmoid, long_docs=long_docs,
-                   chunk_overlap=chunk_overlap, max_chunks=max_chunks)
+                   chunk_overlap=chunk_overlap, max_chunks=max_chunks, precision=precision)
 
     @classmethod
     def from_dir(cls, directory: str | Path, *, onnx_file: str | None = None, **options: Any) -> Reranker:
@@ -88,14 +90,15 @@ class Reranker:
               batch_size: int = DEFAULT_BATCH_SIZE, batch_tokens: int = DEFAULT_BATCH_TOKENS,
               max_length: int | None = None, activation: Activation | str = Activation.auto,
               sigmoid: bool | None = None, long_docs: LongDocs | str = LongDocs.truncate,
-              chunk_overlap: int | None = None, max_chunks: int | None = None) -> None:
-        _check_options(provider=provider, threads=threads, batch_size=batch_size, batch_tokens=batch_tokens,
-                       max_length=max_length)
+              chunk_overlap: int | None = None, max_chunks: int | None = None,
+              precision: Precision | str = Precision.fp32) -> None:
+        self.precision = _check_options(provider=provider, threads=threads, batch_size=batch_size,
+                                        batch_tokens=batch_tokens, max_length=max_length, precision=precision)
         self.long_docs, overlap, most = _long_docs(long_docs, chunk_overlap, max_chunks)
         self.files = files
         self.encoder = PairEncoder.from_dir(files.directory, None if max_length is None else int(max_length),
                                             graph=lambda: graph_positions(files.onnx))
-        self.session = Session(files.onnx, provider, None if threads is None else int(threads))
+        self.session = open_session(files.onnx, provider, None if threads is None else int(threads), self.precision)
         self.batch_size = int(batch_size)
         self.batch_tokens = int(batch_tokens)
         self.truncated = 0  # pairs cut to max_length so far (the CLI warns once, at the end)
@@ -280,7 +283,8 @@ def _long_docs(long_docs: Any, chunk_overlap: Any, max_chunks: Any) -> tuple[Lon
     return mode, overlap, most
 
 
-def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens: Any, max_length: Any) -> None:
+def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens: Any, max_length: Any,
+                   precision: Any) -> Precision:
     """Check the engine's options before any file is read, so a bad value never costs a download."""
     _check_count("batch_size", batch_size)
     _check_count("batch_tokens", batch_tokens)
@@ -288,6 +292,7 @@ def _check_options(*, provider: Any, threads: Any, batch_size: Any, batch_tokens
     check_threads(threads)
     if provider is not None and not isinstance(provider, str):
         raise ArgumentTypeError(f"provider must be a str such as 'cpu', not {_kind(provider)}")
+    return check_precision(provider, precision)
 
 
 def _activation_choice(activation: Activation | str, sigmoid: bool | None) -> Activation:

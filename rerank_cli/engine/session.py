@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from ..errors import ArgumentTypeError, ModelUnavailable, UsageError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
+
+    from .openvino import Precision
 
 # Short names users type -> onnxruntime provider names. Others work as `<name>ExecutionProvider`.
 _SHORT = {
@@ -26,7 +28,8 @@ _SHORT = {
     "cann": "CANNExecutionProvider", "azure": "AzureExecutionProvider", "webgpu": "WebGpuExecutionProvider",
 }
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+IntType = type[np.int64] | type[np.int32]
+_INT_TYPES: dict[str, IntType] = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 # onnxruntime's intra-op pool: threads beyond the cores only contend, and each costs a stack; a
 # thousand-odd threads take gigabytes and make the process deaf to SIGTERM. 8 per core leaves room
 # for oversubscription experiments; os.cpu_count() (not the affinity mask) so that a container
@@ -73,7 +76,8 @@ def resolve_provider(name: str | None) -> str:
 class Session:
     """One loaded ONNX cross-encoder on one execution provider."""
 
-    def __init__(self, onnx_path: Path, provider: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, onnx_path: Path, provider: str | None = None, threads: int | None = None,
+                 provider_options: dict[str, str] | None = None) -> None:
         import onnxruntime
         from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
@@ -96,22 +100,14 @@ class Session:
         load_errors = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph,
                        ort_errors.NoSuchFile, ort_errors.InvalidArgument, ort_errors.RuntimeException)
         try:
-            self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
+            self._session = onnxruntime.InferenceSession(
+                str(onnx_path), options, providers=providers,
+                provider_options=[provider_options or {}] + [{}] * (len(providers) - 1))
         except load_errors as exc:
             raise ModelUnavailable(f"{onnx_path}: onnxruntime cannot load it ({_first_line(exc)}); "
                                    "re-download the model or check the file") from exc
         self.provider = short_name(self._session.get_providers()[0])
-        inputs = self._session.get_inputs()
-        self.input_names = frozenset(i.name for i in inputs)
-        unknown = sorted(self.input_names.difference(KNOWN_INPUTS))
-        if unknown or "input_ids" not in self.input_names:
-            raise ModelUnavailable(f"{onnx_path}: graph inputs {sorted(self.input_names)} are not a "
-                                   f"cross-encoder's ({', '.join(KNOWN_INPUTS)})")
-        # Feed each input the integer type the graph declares (some exporters use int32).
-        odd = [f"{i.name}: {i.type}" for i in inputs if i.type not in _INT_TYPES]
-        if odd:
-            raise ModelUnavailable(f"{onnx_path}: graph inputs must be int64 or int32 tensors ({', '.join(odd)})")
-        self._dtypes = {i.name: _INT_TYPES[i.type] for i in inputs}
+        self.input_names, self._dtypes = checked_inputs(onnx_path, {i.name: i.type for i in self._session.get_inputs()})
         output = self._session.get_outputs()[0]
         self._output = output.name
         width = output.shape[-1] if len(output.shape) == 2 else 1
@@ -138,6 +134,80 @@ class Session:
                                    "smaller max_length=N", param="max_length") from exc
         logits = np.asarray(logits, dtype=np.float32)
         return logits.reshape(len(logits), -1)
+
+
+class ScoringSession(Protocol):
+    """What the engine needs of a loaded model: onnxruntime's `Session` or openvino.py's `OpenVINOSession`."""
+
+    provider: str
+    input_names: frozenset[str]
+    labels: int | None
+
+    @property
+    def wants_token_types(self) -> bool: ...
+
+    def run(self, arrays: dict[str, NDArray[np.int64]]) -> NDArray[np.float32]: ...
+
+
+def open_session(onnx_path: Path, provider: str | None, threads: int | None, precision: Precision) -> ScoringSession:
+    """The session for a provider and precision (checked by `check_precision`): onnxruntime's, or OpenVINO's.
+
+    For `openvino` the `openvino` package comes first where installed: it is the path the tests cover, and
+    it takes a precision; onnxruntime's OpenVINO provider (onnxruntime-openvino builds) runs fp32 otherwise.
+    """
+    from . import openvino
+
+    if not _is_openvino(provider):
+        return Session(onnx_path, provider, threads)
+    if openvino.installed():
+        return openvino.OpenVINOSession(onnx_path, threads, precision)
+    if precision is not openvino.Precision.fp32 or "OpenVINOExecutionProvider" not in _available():
+        raise UsageError(f"provider 'openvino' needs OpenVINO: {openvino.INSTALL_HINT}", param="provider")
+    # ACCURACY keeps the model's own fp32: OpenVINO's CPU plugin picks bf16 on BF16 CPUs otherwise.
+    options = {"device_type": "CPU", "precision": "ACCURACY"}
+    if threads is not None:
+        options["num_of_threads"] = str(threads)
+    return Session(onnx_path, provider, threads, options)
+
+
+def check_precision(provider: Any, precision: Any) -> Precision:
+    """The precision, checked against the provider before any file is read: bf16 needs OpenVINO."""
+    from .openvino import INSTALL_HINT, Precision, precision_choice
+
+    chosen = precision_choice(precision)
+    if chosen is not Precision.fp32 and not _is_openvino(provider):
+        raise UsageError(f"precision={chosen.value!r} needs the OpenVINO provider (--provider openvino; "
+                         f"{INSTALL_HINT}): onnxruntime's {provider or 'cpu'} provider runs fp32 here "
+                         "(its CPU provider has no BF16 MatMul)",
+                         param="precision")
+    return chosen
+
+
+def _is_openvino(provider: Any) -> bool:
+    return isinstance(provider, str) and _SHORT.get(provider.lower(), provider) == "OpenVINOExecutionProvider"
+
+
+def _available() -> list[str]:
+    import onnxruntime
+
+    return onnxruntime.get_available_providers()
+
+
+def checked_inputs(onnx_path: Path, declared: dict[str, str]) -> tuple[frozenset[str], dict[str, IntType]]:
+    """(the graph's input names, the integer type to feed each), or ModelUnavailable if not a cross-encoder's.
+
+    `declared` maps each input name to its ONNX type string, `tensor(int64)`.
+    """
+    names = frozenset(declared)
+    unknown = sorted(names.difference(KNOWN_INPUTS))
+    if unknown or "input_ids" not in names:
+        raise ModelUnavailable(f"{onnx_path}: graph inputs {sorted(names)} are not a "
+                               f"cross-encoder's ({', '.join(KNOWN_INPUTS)})")
+    # Feed each input the integer type the graph declares (some exporters use int32).
+    odd = [f"{name}: {kind}" for name, kind in declared.items() if kind not in _INT_TYPES]
+    if odd:
+        raise ModelUnavailable(f"{onnx_path}: graph inputs must be int64 or int32 tensors ({', '.join(odd)})")
+    return names, {name: _INT_TYPES[kind] for name, kind in declared.items()}
 
 
 def check_threads(threads: Any) -> None:
