@@ -10,7 +10,8 @@ Speeds are ratios to our rows measured in the same run, because these machines a
 Peers run from their own venvs under benchmarks/work/ (peer_envs.py), built on first use with pinned
 versions; a peer that cannot install or fails is skipped with a message. The model is any directory
 (`--model`; default: benchmarks/build.py's MiniLM-L6 export), used as the same ONNX file by every ONNX
-scorer.
+scorer. Our rows run `python -m rerank_cli` from the current directory: run it from the checkout to
+measure (its repository root), with that checkout installed in the running Python.
 """
 
 from __future__ import annotations
