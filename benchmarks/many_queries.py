@@ -27,8 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench import fastembed_python, same_work_copy  # noqa: E402
 from chunking import cpu_name, prose_words  # noqa: E402
+from peer_envs import fastembed_python, same_work_copy  # noqa: E402
 
 DEFAULT_MODEL = HERE.parent / "tests" / "fixtures" / "tiny-bert-512"
 
@@ -43,6 +43,19 @@ def rerank(*args: str) -> float:
     return time.perf_counter() - started
 
 
+def write_requests(path: Path, queries: list[str], documents: list[list[str]]) -> Path:
+    """A `rerank batch` request file: one {id, query, documents} line per query."""
+    with path.open("w") as fh:
+        for q, (query, docs) in enumerate(zip(queries, documents)):
+            fh.write(json.dumps({"id": q, "query": query, "documents": docs}) + "\n")
+    return path
+
+
+def make_queries(count: int, words: list[str]) -> list[str]:
+    """`count` distinct 8-word queries cut from real prose."""
+    return [" ".join(words[(q * 101) % (len(words) - 8):][:8]) for q in range(count)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
@@ -55,16 +68,13 @@ def main() -> int:
 
     words = prose_words()
     passage = lambda i: " ".join(words[(i * 37) % (len(words) - args.words):][: args.words])  # noqa: E731
-    queries = [" ".join(words[(q * 101) % (len(words) - 8):][:8]) for q in range(args.queries)]
+    queries = make_queries(args.queries, words)
     common = ["-m", str(args.model), "--threads", str(args.threads), "--quiet", "--activation", "none"]
     pairs = args.queries * args.docs
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        requests = work / "requests.jsonl"
-        with requests.open("w") as fh:
-            for q, query in enumerate(queries):
-                docs = [passage(q * args.docs + d) for d in range(args.docs)]
-                fh.write(json.dumps({"id": q, "query": query, "documents": docs}) + "\n")
+        requests = write_requests(work / "requests.jsonl", queries,
+                                  [[passage(q * args.docs + d) for d in range(args.docs)] for q in range(args.queries)])
         per_query = []
         for q in range(args.queries):
             path = work / f"docs{q}.jsonl"

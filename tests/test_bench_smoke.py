@@ -18,3 +18,5 @@ def test_bench_quick_smoke(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| passages-200 | rerank fp32 |" in out.stdout and "| passages-200 | rerank int8 |" in out.stdout
     assert "of the roofline" in out.stdout and "Kendall tau" in out.stdout and "peak RSS" in out.stdout
+    assert "machine: " in out.stdout and "roofline: " in out.stdout and "1 query x 1 document" in out.stdout
+    assert "OpenVINO" in out.stdout + out.stderr  # its rows run, or say why they were skipped
