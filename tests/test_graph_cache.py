@@ -60,3 +60,16 @@ def test_an_unwritable_cache_only_costs_the_saving(monkeypatch: pytest.MonkeyPat
 
 def test_external_data_graphs_are_not_copied() -> None:
     assert cached_graph(FIXTURES / "tiny-xlmr" / "onnx-ext" / "model.onnx") is None
+
+
+def test_a_rebuilt_entry_replaces_the_stale_one(model_copy) -> None:
+    model = model_copy(BERT)
+    onnx = model / "onnx" / "model.onnx"
+    Reranker(model)
+    old = cached_graph(onnx)
+    stat = onnx.stat()
+    os.utime(onnx, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    Reranker(model)
+    new = cached_graph(onnx)
+    assert new is not None and new.is_file() and old is not None and not old.is_file()
+    assert len(list(graph_cache_dir().glob("*.onnx"))) == 1

@@ -6,6 +6,7 @@ XLM-RoBERTa exports have no such input and onnxruntime rejects unknown inputs.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,8 +202,11 @@ def cached_graph(onnx_path: Path) -> Path | None:
             return None  # external weights: a saved copy would have to copy them too
     except OSError:
         return None
-    identity = f"{onnx_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}"
-    return graph_cache_dir() / f"{onnx_path.stem}-{hashlib.sha256(identity.encode()).hexdigest()[:20]}.onnx"
+    where = str(onnx_path.resolve())
+    identity = f"{where}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}"
+    digest = hashlib.sha256
+    return graph_cache_dir() / f"{onnx_path.stem}-{digest(where.encode()).hexdigest()[:12]}-" \
+                               f"{digest(identity.encode()).hexdigest()[:12]}.onnx"
 
 
 def _cached_session(onnx_path: Path, options: Any, providers: list[str], errors: tuple[type[Exception], ...]) -> Any:
@@ -241,6 +245,10 @@ def _save_optimized(onnx_path: Path, cached: Path, options: Any, providers: list
         saving.optimized_model_filepath = str(partial)
         onnxruntime.InferenceSession(str(onnx_path), saving, providers=providers)
         os.replace(partial, cached)  # atomic: a concurrent load sees the whole file or none
+        # Older copies of the same model file (changed since, or another onnxruntime) are never loaded again.
+        for stale in cached.parent.glob(glob.escape(cached.name.rsplit("-", 1)[0]) + "-*.onnx"):
+            if stale != cached:
+                stale.unlink(missing_ok=True)
     except failures:  # a cache that cannot be written: the next load optimizes again
         if partial.parent.is_dir():
             partial.unlink(missing_ok=True)
