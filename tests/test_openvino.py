@@ -26,9 +26,9 @@ QUERY = PAIRS[0][0]
 
 @pytest.fixture(autouse=True)
 def compiled_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """OpenVINO's compiled-model cache goes under XDG_CACHE_HOME: keep it in tmp_path."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    return tmp_path / "xdg" / "rerank" / "openvino"
+    """OpenVINO's compiled-model cache goes under RERANK_HOME: keep it in tmp_path."""
+    monkeypatch.setenv("RERANK_HOME", str(tmp_path / "rerank-home"))
+    return tmp_path / "rerank-home" / "openvino"
 
 
 def has_bf16() -> bool:

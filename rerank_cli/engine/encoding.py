@@ -7,12 +7,10 @@ tokenizer.json files often bake in for other purposes and which must not leak in
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +100,7 @@ class PairEncoder:
     max_length: int
     pad_id: int
     left: bool = False  # truncation_side "left": the kept tokens are the last ones
-    silence: Silence | None = None
+    probed: list[Silence | None] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def from_dir(cls, model_dir: Path, max_length: int | None = None,
@@ -127,10 +125,24 @@ class PairEncoder:
         # truncation=longest_first at the model's limit and pads per batch, never to a fixed length.
         tokenizer.no_padding()
         tokenizer.no_truncation()
-        follow_sentencepiece(tokenizer)  # before probing: it changes what whitespace means
-        silence = Silence.probe(tokenizer)
+        follow_sentencepiece(tokenizer)  # it changes what whitespace means
         tokenizer.enable_truncation(limit, strategy="longest_first", direction=side)
-        return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config), side == "left", silence)
+        return cls(tokenizer, limit, _pad_id(tokenizer, tok_config, config), side == "left")
+
+    @property
+    def silence(self) -> Silence | None:
+        """What this tokenizer makes of whitespace and invisible runs, probed on first need.
+
+        Only texts past the pre-cut bound need it, so most loads never pay the probe (~5-15 ms and
+        a few thousand encodings). The probe asks an untruncated copy of the tokenizer.
+        """
+        if not self.probed:
+            from tokenizers import Tokenizer
+
+            untruncated = Tokenizer.from_str(self.tokenizer.to_str())
+            untruncated.no_truncation()
+            self.probed.append(Silence.probe(untruncated))  # two threads may both probe: same answer
+        return self.probed[0]
 
     def encode(self, pairs: Sequence[tuple[str, str]]) -> list[Encoding]:
         """Tokenize pairs in one call (the Rust side parallelises it); longer pairs are truncated by tokens.
@@ -165,11 +177,12 @@ class PairEncoder:
         if len(text) <= bound:
             return text, True
         starts = range(0, len(text), _CHUNK)
+        silence = self.silence
         pieces: list[str] = []
         size = 0
         for start in reversed(starts) if self.left else starts:
             piece = text[start:start + _CHUNK]
-            piece = self.silence.shrink(piece) if self.silence is not None else piece
+            piece = silence.shrink(piece) if silence is not None else piece
             pieces.append(piece)
             size += len(piece)
             if size > bound:
@@ -185,11 +198,19 @@ class PairEncoder:
         return (kept if space is None else kept[:space]), False
 
 
-@functools.cache
-def _silent_candidates() -> str:
-    """Whitespace, control and format characters (the BMP and the plane-14 tags): what tokenizers drop."""
-    codes = [*range(0x10000), *range(0xE0000, 0xE0080)]
-    return "".join(c for c in map(chr, codes) if c.isspace() or unicodedata.category(c) in ("Cc", "Cf"))
+# Whitespace, control and format characters of the BMP and the plane-14 tags (Unicode 14): what tokenizers
+# drop or read as a space, the candidates the probe asks about. A constant, because finding them means
+# scanning 65k code points (~12 ms a load). A character missing here is only never shrunk, which keeps
+# the tokens exact; the probe asks the tokenizer about each one, so a wrong one is never shrunk either.
+_SILENT_RANGES = ((0x0000, 0x0020), (0x007F, 0x00A0), (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C),
+                  (0x06DD, 0x06DD), (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x1680, 0x1680),
+                  (0x180E, 0x180E), (0x2000, 0x200F), (0x2028, 0x202F), (0x205F, 0x2064), (0x2066, 0x206F),
+                  (0x3000, 0x3000), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0xE0001, 0xE0001), (0xE0020, 0xE007F))
+
+
+def silent_candidates() -> str:
+    """The characters the silence probe asks the tokenizer about (see _SILENT_RANGES)."""
+    return "".join(chr(c) for first, last in _SILENT_RANGES for c in range(first, last + 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +229,7 @@ class Silence:
     @classmethod
     def probe(cls, tokenizer: Tokenizer) -> Silence | None:
         """Ask the tokenizer (truncation off) which characters are silent; None when none are."""
-        candidates = _silent_candidates()
+        candidates = silent_candidates()
 
         def ids_of(fills: Sequence[str]) -> list[tuple[tuple[int, ...], ...]]:
             texts = [ctx.format(fill) for fill in fills for ctx in _PROBE_CONTEXTS]

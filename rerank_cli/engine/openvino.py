@@ -48,9 +48,10 @@ def installed() -> bool:
 
 
 def cache_dir() -> Path:
-    """Where compiled models are kept between runs: $XDG_CACHE_HOME/rerank/openvino (~/.cache/...)."""
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "rerank" / "openvino"
+    """Where compiled models are kept between runs (see session.derived_cache)."""
+    from .session import derived_cache
+
+    return derived_cache("openvino")
 
 
 class OpenVINOSession:

@@ -6,6 +6,7 @@ XLM-RoBERTa exports have no such input and onnxruntime rejects unknown inputs.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,9 +101,12 @@ class Session:
         load_errors = (ort_errors.Fail, ort_errors.InvalidProtobuf, ort_errors.InvalidGraph,
                        ort_errors.NoSuchFile, ort_errors.InvalidArgument, ort_errors.RuntimeException)
         try:
-            self._session = onnxruntime.InferenceSession(
-                str(onnx_path), options, providers=providers,
-                provider_options=[provider_options or {}] + [{}] * (len(providers) - 1))
+            if chosen == "CPUExecutionProvider":
+                self._session = _cached_session(onnx_path, options, providers, load_errors)
+            else:
+                self._session = onnxruntime.InferenceSession(
+                    str(onnx_path), options, providers=providers,
+                    provider_options=[provider_options or {}] + [{}] * (len(providers) - 1))
         except load_errors as exc:
             raise ModelUnavailable(f"{onnx_path}: onnxruntime cannot load it ({_first_line(exc)}); "
                                    "re-download the model or check the file") from exc
@@ -240,6 +244,91 @@ def graph_positions(onnx_path: Path) -> tuple[int, bool] | None:
     if not rows:
         return None
     return int(min(rows)), any(node.op_type == "CumSum" for node in model.graph.node)
+
+
+# Graphs past this size are loaded as they are: the saved copy would double a large model's disk use,
+# and protobuf cannot hold a graph of 2 GB or more in one file.
+_CACHE_LIMIT = 1 << 30
+
+
+def derived_cache(kind: str) -> Path:
+    """Where files rerank derives from a model are kept between runs (`graphs`: onnxruntime's optimized
+    graphs; `openvino`: OpenVINO's compiled models): $RERANK_HOME/KIND, else $XDG_CACHE_HOME/rerank/KIND
+    (~/.cache/rerank/KIND). Deleting it costs only the time to rebuild them."""
+    home = os.environ.get("RERANK_HOME")
+    if home:
+        return Path(home).expanduser() / kind
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "rerank" / kind
+
+
+def graph_cache_dir() -> Path:
+    """Where onnxruntime's optimized graphs are kept (see `derived_cache`)."""
+    return derived_cache("graphs")
+
+
+def cached_graph(onnx_path: Path) -> Path | None:
+    """The path of `onnx_path`'s optimized graph in the cache, keyed by the file's identity (path, size,
+    modification time) and the onnxruntime version; None for graphs too large to copy."""
+    import hashlib
+
+    import onnxruntime
+
+    try:
+        stat = onnx_path.stat()
+        if stat.st_size >= _CACHE_LIMIT or any(onnx_path.parent.glob(onnx_path.name + "*data")):
+            return None  # external weights: a saved copy would have to copy them too
+    except OSError:
+        return None
+    where = str(onnx_path.resolve())
+    identity = f"{where}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}"
+    digest = hashlib.sha256
+    return graph_cache_dir() / f"{onnx_path.stem}-{digest(where.encode()).hexdigest()[:12]}-" \
+                               f"{digest(identity.encode()).hexdigest()[:12]}.onnx"
+
+
+def _cached_session(onnx_path: Path, options: Any, providers: list[str], errors: tuple[type[Exception], ...]) -> Any:
+    """A CPU session from the graph as onnxruntime's extended optimizations left it, saved on first load.
+
+    Loading the saved graph skips the fusion passes (measured: session creation ~15% shorter). It is
+    saved at the extended level, which has no layout changes specific to this CPU, and the full level
+    still runs on it at load. Any failure to write the cache only means the next load optimizes again.
+    """
+    import onnxruntime
+
+    cached = cached_graph(onnx_path)
+    if cached is not None and cached.is_file():
+        try:
+            return onnxruntime.InferenceSession(str(cached), options, providers=providers)
+        except errors:  # a damaged cache entry: rebuild it from the model below
+            cached.unlink(missing_ok=True)
+    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
+    if cached is not None:
+        _save_optimized(onnx_path, cached, options, providers, errors)
+    return session
+
+
+def _save_optimized(onnx_path: Path, cached: Path, options: Any, providers: list[str],
+                    errors: tuple[type[Exception], ...]) -> None:
+    import onnxruntime
+
+    saving = onnxruntime.SessionOptions()
+    saving.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    saving.log_severity_level = options.log_severity_level
+    saving.intra_op_num_threads = 1
+    partial = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    failures: tuple[type[Exception], ...] = (OSError, *errors)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        saving.optimized_model_filepath = str(partial)
+        onnxruntime.InferenceSession(str(onnx_path), saving, providers=providers)
+        os.replace(partial, cached)  # atomic: a concurrent load sees the whole file or none
+        # Older copies of the same model file (changed since, or another onnxruntime) are never loaded again.
+        for stale in cached.parent.glob(glob.escape(cached.name.rsplit("-", 1)[0]) + "-*.onnx"):
+            if stale != cached:
+                stale.unlink(missing_ok=True)
+    except failures:  # a cache that cannot be written: the next load optimizes again
+        if partial.parent.is_dir():
+            partial.unlink(missing_ok=True)
 
 
 def _first_line(exc: BaseException) -> str:
