@@ -27,7 +27,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench import QUERY, model_flops, roofline  # noqa: E402
+from bench import QUERY  # noqa: E402
+from measure import model_flops, roofline  # noqa: E402
 
 FUSIONS = {
     "attention": {"enable_attention": True},
