@@ -202,3 +202,21 @@ def test_models_commands_on_a_local_directory(tmp_path: Path) -> None:
         result = runner.invoke(app, ["models", verb, str(model)])
         assert result.exit_code == 2 and "is a local model directory" in result.stderr
     assert model.is_dir()
+
+
+def test_local_int8_quantizes_weights_per_channel_and_keeps_attention_fp32(model_copy) -> None:
+    # The recipe measured in benchmarks/int8_recipes.py: int8 weights with one scale per output channel;
+    # the attention's activation x activation MatMuls (QK^T, PV) stay fp32, unlike optimum's recipe.
+    import onnx
+
+    model = model_copy()
+    assert runner.invoke(app, ["models", "quantize", str(model), "--quiet"]).exit_code == 0
+    graph = onnx.load(str(model / "onnx/model_local_int8.onnx")).graph
+    weights = {i.name: i for i in graph.initializer}
+    integer = [n for n in graph.node if n.op_type == "MatMulInteger"]
+    assert integer and all(n.input[1] in weights for n in integer)
+    for node in integer:  # one scale per output channel (the classifier has one), not one per tensor
+        scale = weights[node.input[1].removesuffix("_quantized") + "_scale"]
+        assert list(scale.dims) == [weights[node.input[1]].dims[1]]
+    float_matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    assert float_matmuls and not any(i in weights for n in float_matmuls for i in n.input)

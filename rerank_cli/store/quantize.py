@@ -2,7 +2,9 @@
 
 Dynamic quantization with int8 weights quantized per output channel: onnxruntime then runs the
 MatMuls as u8 x s8 integer products, which AVX-512 VNNI executes natively. Per-channel scales keep
-the scores closer to fp32 than one scale per tensor (measured in benchmarks/).
+the scores closer to fp32 than one scale per tensor (measured in benchmarks/). Only MatMuls with a
+constant weight are quantized (said explicitly: optimum's quantizer, which sentence-transformers'
+int8 exports use, leaves it unset and also quantizes the attention's QK^T and PV products).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def quantize(source: Path, target: Path) -> Path:
             out = built / target.name  # final name: an external-data file records it
             with quiet_logger(""):  # onnxruntime.quantization logs its advice on the root logger
                 quantize_dynamic(source, out, weight_type=QuantType.QInt8, per_channel=True,
-                                 use_external_data_format=bool(data))
+                                 use_external_data_format=bool(data), extra_options={"MatMulConstBOnly": True})
             mode = _default_mode(staged)
             for produced in sorted(built.iterdir(), key=lambda p: p == out):  # the graph last
                 produced.chmod(mode)  # onnx writes external data with mode 0600: shared caches need the umask's
