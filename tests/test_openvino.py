@@ -156,3 +156,9 @@ def test_cli_and_enum_module_do_not_import_openvino() -> None:
             "print(','.join(m for m in ('openvino', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@needs_openvino
+def test_an_unknown_provider_lists_openvino_among_the_choices() -> None:
+    with pytest.raises(UsageError, match=r"'bogus' is not available .*available: .*cpu.*openvino"):
+        Reranker.from_dir(BERT, provider="bogus")

@@ -52,10 +52,14 @@ def short_name(provider: str) -> str:
 
 
 def available_providers() -> list[str]:
-    """Short names of the execution providers this onnxruntime build offers."""
+    """Short names of the execution providers this installation offers: onnxruntime's, and `openvino`
+    where the openvino runtime is installed."""
     import onnxruntime
 
-    return [short_name(p) for p in onnxruntime.get_available_providers()]
+    from .openvino import installed
+
+    names = [short_name(p) for p in onnxruntime.get_available_providers()]
+    return names + ["openvino"] if installed() and "openvino" not in names else names
 
 
 def resolve_provider(name: str | None) -> str:
@@ -69,7 +73,7 @@ def resolve_provider(name: str | None) -> str:
     for full in available:
         if full.lower() in (wanted.lower(), f"{name.lower()}executionprovider"):
             return full
-    choices = ", ".join(short_name(p) for p in available)
+    choices = ", ".join(available_providers())
     raise UsageError(f"execution provider {name!r} is not available in this onnxruntime build "
                      f"(available: {choices}); install the onnxruntime package built for it, e.g. onnxruntime-gpu")
 
