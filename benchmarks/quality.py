@@ -252,17 +252,17 @@ def parse_row(text: str) -> tuple[str, list[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-queries", type=int, default=600, help="train queries drawn (0: all)")
+    parser.add_argument("--train-queries", type=int, default=0, help="train queries drawn (0: all)")
     parser.add_argument("--test-queries", type=int, default=200)
     parser.add_argument("--negatives", type=int, default=3, help="BM25 negatives per train query")
     parser.add_argument("--mine-depth", type=int, default=20, help="negatives are drawn from BM25's top N")
     parser.add_argument("--loss", choices=("bce", "listwise"), default="bce")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4, help="queries per step")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8, help="queries per step")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (the schedule still spans "
                         "--epochs); 0: no limit")
     parser.add_argument("--minutes", type=float, default=0, help="stop after this much training time; 0: no limit")
-    parser.add_argument("--max-length", type=int, default=128, help="tokens per pair, training and re-ranking")
+    parser.add_argument("--max-length", type=int, default=96, help="tokens per pair, training and re-ranking")
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--candidates", type=int, default=100, help="BM25 documents per test query in bm25.run")
