@@ -262,6 +262,8 @@ def test_the_readme_map_batches_example_runs(tmp_path: Path) -> None:
     exec(compile(code, "README.md", "exec"), scope)
     rows = scope["rows"]
     assert [row["query"] for row in rows] == ["capital of france", "snakes"]
+    # An Arrow list column: as ragged numpy arrays, each worker logged that it fell back to pickles.
+    assert rows[1]["documents"] == ["Snakes are reptiles."] and isinstance(rows[1]["documents"], list)
     first = rows[0]["results"]
     assert [r["index"] for r in first][:1] == [0] and len(first) == 2
     local = run("batch", "-m", BERT, write_lines(tmp_path / "r.jsonl", [

@@ -117,7 +117,8 @@ class RerankPredictor:
                 data["top_n"] = int(top)
             requests.append(parse_request(Record(data, "batch row", i), self.field))
         results = [answer_record(a, self.return_documents)["results"] for a in self._answers(requests)]
-        return {**batch, "results": _objects(results)}
+        # Documents as lists: Ray Data writes a column of ragged numpy arrays as pickles, with a warning.
+        return {**batch, "documents": _objects([plain(d) for d in batch["documents"]]), "results": _objects(results)}
 
     def _rows(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The CLI's rows: raw request lines (`source`, `line`, `raw`) or pickled requests (`request`)."""
