@@ -302,11 +302,13 @@ def test_a_cluster_that_cannot_be_reached_fails_fast(tmp_path: Path) -> None:
 
 
 def _cluster_processes(marker: str) -> list[int]:
-    """The processes whose command line names `marker` (the temp dir of one run's local cluster)."""
+    """The processes whose command line or open files name `marker` (the temp dir of one run's local
+    cluster; Ray's agents rename themselves, `ray::DashboardAgent`, but keep their logs open)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and marker.encode() in (proc / "cmdline").read_bytes():
+            if proc.name.isdigit() and (marker.encode() in (proc / "cmdline").read_bytes() or any(
+                    marker in os.readlink(fd) for fd in (proc / "fd").iterdir())):
                 found.append(int(proc.name))
         except OSError:
             continue

@@ -242,18 +242,23 @@ def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
     """`ray.init`, with our SIGTERM handling kept (Ray's would exit 15, not 143) and a local cluster
     stopped again when the start fails or is interrupted (its agents would outlive us)."""
     terminate = signal.getsignal(signal.SIGTERM)
+    masked = hasattr(signal, "pthread_sigmask")
     try:
-        ray.init(**options)
+        # A stop signal waits for the end of the start: interrupted in the middle, Ray cannot stop what it
+        # had started. Raised when unblocked, it meets the shutdown below.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if masked else None
+        try:
+            ray.init(**options)
+        finally:
+            if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
+                signal.signal(signal.SIGTERM, terminate)
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     except BaseException as exc:
         _shutdown(ray)
         if isinstance(exc, (ConnectionError, RuntimeError, ValueError)):
             raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
-        if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM and callable(terminate):
-            terminate(signal.SIGTERM, None)  # Ray's handler ran during the start: give ours its turn
         raise
-    finally:
-        if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
-            signal.signal(signal.SIGTERM, terminate)
 
 
 def _shutdown(ray: Any) -> None:
