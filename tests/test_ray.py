@@ -6,8 +6,12 @@ import json
 import logging
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +118,7 @@ def test_output_parts_concatenate_to_the_stdout_answers(tmp_path: Path, trec: di
                  trec["corpus"], "--output", runs)
     assert result.exit_code == 0, result.stderr
     local = run("batch", "-m", BERT, "--run", trec["run"], "--queries", trec["queries"], "--corpus", trec["corpus"])
+    assert [p.name for p in sorted(runs.iterdir())] == ["part-00000-000000001.trec"]  # as request files start
     assert "".join(p.read_text() for p in sorted(runs.glob("*.trec"))) == local.stdout
 
 
@@ -139,8 +144,32 @@ def test_a_model_that_cannot_load_on_a_worker_fails_with_its_reason(tmp_path: Pa
     assert distributed.stderr.startswith("rerank: error: ") and "Traceback" not in distributed.stderr
 
 
+def test_numbers_kept_as_written_cross_to_the_workers(tmp_path: Path) -> None:
+    # orjson.Fragment (a number whose JSON text would not come back as written) cannot be pickled by itself.
+    numbers = '{"id": 1.50, "n": [12.50, 1e5, -0, 1e400, 123456789012345678901234567890], "query": "capital", '
+    requests = write_lines(tmp_path / "r.jsonl", [
+        numbers + '"documents": [{"text": "Paris is the capital of France.", "w": 0.10}, "Berlin is in Germany."]}',
+        *map(json.dumps, REQUESTS[:2])])
+    one = same_as_one_process("-m", BERT, requests, "--return-documents")
+    assert '"id":1.50,"n":[12.50,1e5,-0,1e400,123456789012345678901234567890]' in one.stdout
+    assert '"w":0.10' in one.stdout
+    out = tmp_path / "out"
+    assert run("batch", "--ray", "-m", BERT, requests, "--return-documents", "--output", out).exit_code == 0
+    assert "".join(p.read_text() for p in sorted(out.iterdir())) == one.stdout
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
-    (["--output", "out"], 2, "--ray-actors and --output go with --ray"),
+    (["--output", "out"], 2, "--ray-address, --ray-actors and --output go with --ray"),
+    (["--ray-address", "auto"], 2, "--ray-address, --ray-actors and --output go with --ray"),
+    (["--ray", "--ray-address", "", "r.jsonl"], 2, "--ray-address: empty"),
+    (["--ray", "r.jsonl", "--output", ""], 2, "--output: empty"),
+    (["--ray", "r.jsonl", "--threads", "3"], 2,
+     "--threads 3: each Ray actor reserves as many CPUs, and the cluster has 2 CPUs"),
+    (["--ray", "r.jsonl", "--ray-actors", "2", "--threads", "2"], 2,
+     "--ray-actors 2 x --threads 2 CPUs: the Ray cluster has 2 CPUs"),
+    (["--ray", "empty"], 66, "empty: no request files in this directory"),
+    (["--ray", "r.jsonl", "--output", "r.jsonl/out"], 74, "r.jsonl/out: cannot create the output directory"),
+    (["--ray"], 66, "--ray reads files (local paths, s3://, gs://, directories), not stdin"),
     (["--ray", "-"], 66, "--ray reads files (local paths, s3://, gs://, directories), not stdin"),
     (["--ray", "nowhere.jsonl"], 66, "nowhere.jsonl: no such file"),
     (["--ray", "r.jsonl", "--output", "out", "-f", "table"], 2,
@@ -150,9 +179,29 @@ def test_ray_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args:
                           message: str) -> None:
     monkeypatch.chdir(tmp_path)
     write_lines(tmp_path / "r.jsonl", REQUESTS[:1])
-    result = run("batch", "-m", BERT, *args)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "_SUCCESS").write_text("")
+    result = runner.invoke(app, ["batch", "-m", str(BERT), *args], input=json.dumps(REQUESTS[0]) + "\n")
     assert result.exit_code == code
     assert result.stderr.startswith(f"rerank: error: {message}")
+    assert result.stderr.count("\n") == 1
+
+
+def test_ray_address_from_the_environment_is_ignored_without_ray(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    result = run("batch", "-m", BERT, write_lines(tmp_path / "r.jsonl", REQUESTS[:1]))
+    assert result.exit_code == 0, result.stderr
+
+
+def test_ray_error_text_loses_its_colours() -> None:
+    from rerank_cli.scale.ray import _first_line
+
+    coloured = RuntimeError("\x1b[36mray::MapWorker(MapBatches(RerankPredictor))\x1b[39m (pid=1)\nmore")
+    assert _first_line(coloured) == "ray::MapWorker(MapBatches(RerankPredictor)) (pid=1)"
+    advice = ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                             "setting `--address` flag or `RAY_ADDRESS` environment variable.")
+    assert "--ray-address" in _first_line(advice) and "`--address`" not in _first_line(advice)
 
 
 class CountingPredictor(RerankPredictor):
@@ -213,6 +262,8 @@ def test_the_readme_map_batches_example_runs(tmp_path: Path) -> None:
     exec(compile(code, "README.md", "exec"), scope)
     rows = scope["rows"]
     assert [row["query"] for row in rows] == ["capital of france", "snakes"]
+    # An Arrow list column: as ragged numpy arrays, each worker logged that it fell back to pickles.
+    assert rows[1]["documents"] == ["Snakes are reptiles."] and isinstance(rows[1]["documents"], list)
     first = rows[0]["results"]
     assert [r["index"] for r in first][:1] == [0] and len(first) == 2
     local = run("batch", "-m", BERT, write_lines(tmp_path / "r.jsonl", [
@@ -248,3 +299,45 @@ def test_a_cluster_that_cannot_be_reached_fails_fast(tmp_path: Path) -> None:
                           str(BERT), str(requests)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 69
     assert out.stderr == "rerank: error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused\n"
+
+
+def _cluster_processes(marker: str) -> list[int]:
+    """The processes whose command line or open files name `marker` (the temp dir of one run's local
+    cluster; Ray's agents rename themselves, `ray::DashboardAgent`, but keep their logs open)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (marker.encode() in (proc / "cmdline").read_bytes() or any(
+                    marker in os.readlink(fd) for fd in (proc / "fd").iterdir())):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_stops_the_local_cluster_with_the_documented_code(tmp_path: Path, signum: int,
+                                                                        code: int) -> None:
+    # A subprocess with its own local cluster in a temp dir of its own, so its processes can be told apart.
+    temp = tempfile.mkdtemp(prefix="rr", dir="/tmp")  # short: Ray's socket paths live under it
+    requests = write_lines(tmp_path / "r.jsonl", REQUESTS * 40)
+    proc = subprocess.Popen([sys.executable, "-m", "rerank_cli", "batch", "--ray", "-m", str(BERT), str(requests)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "RAY_TMPDIR": temp})
+    try:
+        deadline = time.monotonic() + 60
+        while len(_cluster_processes(temp)) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(2)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == code, proc.stderr.read() if proc.stderr else ""
+        deadline = time.monotonic() + 10
+        while _cluster_processes(temp) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _cluster_processes(temp) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _cluster_processes(temp):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)

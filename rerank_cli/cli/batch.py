@@ -131,14 +131,22 @@ def batch(
                             max_chunks=max_chunks, precision=precision)
     if long_docs is not LongDocs.chunk and (chunk_overlap is not None or max_chunks is not None):
         raise UsageError("--chunk-overlap and --max-chunks apply only with --long-docs chunk")
-    if not ray and (ray_actors is not None or output is not None):
-        raise UsageError("--ray-actors and --output go with --ray")
+    # RAY_ADDRESS in the environment without --ray is left alone; --ray-address without it is a mistake.
+    from_option = getattr(ctx.get_parameter_source("ray_address"), "name", "") != "ENVIRONMENT"
+    if not ray and (ray_actors is not None or output is not None or (ray_address is not None and from_option)):
+        raise UsageError("--ray-address, --ray-actors and --output go with --ray")
+    if ray_address is not None and not ray_address.strip():
+        if from_option:
+            raise UsageError("--ray-address: empty; give auto, HOST:PORT or ray://HOST:10001")
+        ray_address = None  # an empty RAY_ADDRESS: a local cluster
+    if ray and output is not None and not output.strip():
+        raise UsageError("--output: empty; give a directory (local, s3://, gs://)")
     skipped = SkipReport() if skip_invalid else None
     requests = None if run is None else _run_requests(files, run, queries, corpus, depth, quiet, skipped)
     if ray:
         if requests is None:
             _check_request_options(queries, corpus, output_format)  # Ray Data reads the request lines
-        _answer_on_ray(files or [], requests, options, RayRun(ray_address, ray_actors, output), field, top_n,
+        _answer_on_ray(files or ["-"], requests, options, RayRun(ray_address, ray_actors, output), field, top_n,
                        return_documents, output_format, tag, skipped, quiet, debug)
     else:
         if requests is None:

@@ -9,10 +9,14 @@ lazily: the rest of the package works without it.
 
 from __future__ import annotations
 
+import copyreg
+import inspect
 import io
 import logging
 import os
 import pickle
+import re
+import signal
 import socket
 import sys
 import warnings
@@ -21,7 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, NoInputError, OutputError, RerankError, ServiceUnavailable
+import orjson
+
+from ..errors import InputError, NoInputError, OutputError, RerankError, ServiceUnavailable, UsageError
 from ..pipeline import answer_stream
 from ..records.readers import jsonl_record
 from ..records.record import OnInvalid, Record, report_invalid
@@ -38,6 +44,23 @@ REQUESTS_PER_CALL = 16  # requests per actor call; their pairs share the engine'
 PART_SIZE = 4096  # answers per part written by --output
 LOCAL_OBJECT_STORE = 512 * 1024 * 1024  # the cluster `--ray` starts alone holds only blocks in flight
 _SEP = "\t"  # between an error's class name and its message in the `error` column
+
+
+def _fragment(value: orjson.Fragment) -> tuple[type[orjson.Fragment], tuple[bytes]]:
+    return orjson.Fragment, (orjson.dumps(value),)
+
+
+_DISPATCH = {**copyreg.dispatch_table, orjson.Fragment: _fragment}
+
+
+def dumps(value: Any) -> bytes:
+    """`pickle.dumps`, also for the `orjson.Fragment`s that hold numbers as written (`1.50`, `1e400`):
+    pickle cannot copy them by itself, and the writer needs them to write those numbers back exactly."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _DISPATCH
+    pickler.dump(value)
+    return out.getvalue()
 
 
 def require_ray() -> Any:
@@ -94,7 +117,8 @@ class RerankPredictor:
                 data["top_n"] = int(top)
             requests.append(parse_request(Record(data, "batch row", i), self.field))
         results = [answer_record(a, self.return_documents)["results"] for a in self._answers(requests)]
-        return {**batch, "results": _objects(results)}
+        # Documents as lists: Ray Data writes a column of ragged numpy arrays as pickles, with a warning.
+        return {**batch, "documents": _objects([plain(d) for d in batch["documents"]]), "results": _objects(results)}
 
     def _rows(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The CLI's rows: raw request lines (`source`, `line`, `raw`) or pickled requests (`request`)."""
@@ -119,7 +143,7 @@ class RerankPredictor:
                 if isinstance(item, RerankError):
                     errors[i] = encode_error(item)
                 else:
-                    answers[i] = pickle.dumps(next(done), protocol=pickle.HIGHEST_PROTOCOL)
+                    answers[i] = dumps(next(done))
             cut = [self.engine.truncated - before[0], self.engine.chunked - before[1]]
         zeros = [0] * max(len(items) - 1, 0)
         limits = (0, 0) if self.failure else (self.engine.max_length, self._max_chunks())
@@ -198,10 +222,7 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
             else:
                 options.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
                                object_store_memory=LOCAL_OBJECT_STORE)
-            try:
-                ray.init(**options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
+            _init(ray, options, address)
             started = True
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(level)
@@ -214,7 +235,42 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
             raise ServiceUnavailable(f"the Ray job failed: {_first_line(exc)}") from exc
         finally:
             if started:
-                ray.shutdown()
+                _shutdown(ray)
+
+
+def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
+    """`ray.init`, with our SIGTERM handling kept (Ray's would exit 15, not 143) and a local cluster
+    stopped again when the start fails or is interrupted (its agents would outlive us)."""
+    terminate = signal.getsignal(signal.SIGTERM)
+    masked = hasattr(signal, "pthread_sigmask")
+    try:
+        # A stop signal waits for the end of the start: interrupted in the middle, Ray cannot stop what it
+        # had started. Raised when unblocked, it meets the shutdown below.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if masked else None
+        try:
+            ray.init(**options)
+        finally:
+            if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
+                signal.signal(signal.SIGTERM, terminate)
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    except BaseException as exc:
+        _shutdown(ray)
+        if isinstance(exc, (ConnectionError, RuntimeError, ValueError)):
+            raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
+        raise
+
+
+def _shutdown(ray: Any) -> None:
+    """`ray.shutdown`, which stops a local cluster's processes, safe from Ctrl-C and SIGTERM (they wait)."""
+    masked = hasattr(signal, "pthread_sigmask")
+    if masked:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        ray.shutdown()
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextmanager
@@ -246,7 +302,7 @@ def _native_stderr(hidden: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def _check_reachable(address: str, timeout: float = 10.0) -> None:
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast on a `HOST:PORT` (or `ray://HOST:PORT`) nobody listens on: `ray.init` would retry for minutes."""
     host, colon, port = address.split("://", 1)[-1].rpartition(":")
     if not colon or not port.isdigit():
@@ -257,8 +313,12 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
         raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # Ray colours the names in its errors' text
+
+
 def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = _ANSI.sub("", str(exc)).replace("`--address` flag", "--ray-address")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 
 
@@ -288,6 +348,8 @@ def input_files(paths: Sequence[str]) -> list[str]:
         found = filesystem.get_file_info(fs.FileSelector(inner, recursive=True))
         inside = sorted(f.path for f in found if f.type == fs.FileType.File
                         and not any(part.startswith((".", "_")) for part in os.path.relpath(f.path, inner).split("/")))
+        if not inside:
+            raise NoInputError(f"{path}: no request files in this directory")
         files.extend(os.path.join(path, os.path.relpath(f, inner)) for f in inside)
     return files
 
@@ -307,9 +369,11 @@ def request_lines(paths: Sequence[str]) -> Dataset:
                 for lineno, raw in enumerate(io.BytesIO(data), 1) if raw.strip()]  # as the one-process reader
 
     located = [f if "://" in f else os.path.abspath(f) for f in files]
-    # Reading and splitting reserve no CPU: the model actors may hold every CPU of the cluster.
-    return ray.data.read_binary_files(located, include_paths=True, ray_remote_args={"num_cpus": 0}).flat_map(
-        lines, num_cpus=0)
+    # Reading and splitting reserve no CPU: the model actors may hold every CPU of the cluster. (Older Ray
+    # takes that only as ray_remote_args, deprecated in newer ones.)
+    read = ray.data.read_binary_files
+    free = {"num_cpus": 0} if "num_cpus" in inspect.signature(read).parameters else {"ray_remote_args": {"num_cpus": 0}}
+    return read(located, include_paths=True, **free).flat_map(lines, num_cpus=0)
 
 
 def _key(path: str) -> str:
@@ -320,8 +384,7 @@ def _key(path: str) -> str:
 def held_requests(requests: Iterable[Request]) -> Dataset:
     """A dataset of requests built by the driver (a TREC run's), one pickled request per row, in order."""
     ray = require_ray()
-    return ray.data.from_items([{"file": 0, "line": n, "request": pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL)}
-                                for n, r in enumerate(requests)])
+    return ray.data.from_items([{"file": 0, "line": n, "request": dumps(r)} for n, r in enumerate(requests, 1)])
 
 
 def answered(ds: Dataset, engine_options: Mapping[str, Any], *, actors: int | None = None, threads: int | None = None,
@@ -330,8 +393,15 @@ def answered(ds: Dataset, engine_options: Mapping[str, Any], *, actors: int | No
     with `threads` onnxruntime threads (default 1) and as many CPUs reserved."""
     ray = require_ray()
     per_actor = threads or 1
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if per_actor > cpus:  # no actor could ever start: Ray would wait for such a node forever
+        raise UsageError(f"--threads {per_actor}: each Ray actor reserves as many CPUs, and the cluster has "
+                         f"{cpus} CPU{'s' if cpus != 1 else ''}")
     if actors is None:
-        actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // per_actor)
+        actors = max(1, cpus // per_actor)
+    elif actors * per_actor > cpus:  # Ray Data would wait for the whole pool, forever
+        raise UsageError(f"--ray-actors {actors} x --threads {per_actor} CPUs: the Ray cluster has {cpus} "
+                         f"CPU{'s' if cpus != 1 else ''}")
     kwargs = {**engine_options, **keywords, "threads": per_actor, "errors_as_rows": True}
     model = str(kwargs.get("model", ""))
     if model and os.path.isdir(model):  # a directory here: the same path for the local cluster's workers
@@ -395,8 +465,8 @@ def write_parts(ds: Dataset, output: str, *, trec: bool, return_documents: bool 
     reported after, in input order. Returns the number of documents answered."""
     from pyarrow import fs
 
-    filesystem, root = fs.FileSystem.from_uri(output if "://" in output else os.path.abspath(output))
     try:
+        filesystem, root = fs.FileSystem.from_uri(output if "://" in output else os.path.abspath(output))
         filesystem.create_dir(root, recursive=True)
     except OSError as exc:
         raise OutputError(f"{output}: cannot create the output directory ({_first_line(exc)})") from exc
