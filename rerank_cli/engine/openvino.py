@@ -60,7 +60,7 @@ class OpenVINOSession:
     provider = "openvino"
 
     def __init__(self, onnx_path: Path, threads: int | None = None, precision: Precision = Precision.fp32) -> None:
-        from .session import checked_inputs
+        from .session import checked_inputs, checked_labels
 
         ov = _import()
         core = ov.Core()
@@ -94,10 +94,7 @@ class OpenVINOSession:
         self.input_names, self._dtypes = checked_inputs(onnx_path, declared)
         self.precision = precision
         self._request = self._model.create_infer_request()
-        self.labels = _labels(self._model.outputs[0].get_partial_shape())
-        if self.labels is not None and self.labels > 2:
-            raise ModelUnavailable(f"{onnx_path}: the model outputs {self.labels} values per pair; rerank scores "
-                                   "models with one relevance logit or two ([irrelevant, relevant])")
+        self.labels = checked_labels(onnx_path, _labels(self._model.outputs[0].get_partial_shape()))
 
     @property
     def wants_token_types(self) -> bool:
@@ -112,10 +109,9 @@ class OpenVINOSession:
         try:
             result = self._request.infer(feed)
         except RuntimeError as exc:
-            rows, width = arrays["input_ids"].shape
-            raise ModelUnavailable(f"OpenVINO failed on a batch of {rows} pairs of up to {width} tokens "
-                                   f"({_last_line(exc)}); if the model cannot take that many tokens, pass a "
-                                   "smaller max_length=N", param="max_length") from exc
+            from .session import batch_failure
+
+            raise batch_failure("OpenVINO", arrays, _last_line(exc)) from exc
         logits = np.asarray(result[0], dtype=np.float32)
         return logits.reshape(len(logits), -1)
 

@@ -120,10 +120,7 @@ class Session:
         self._output = output.name
         width = output.shape[-1] if len(output.shape) == 2 else 1
         # The label count when the graph states it (a symbolic width is checked on the first batch).
-        self.labels = width if isinstance(width, int) else None
-        if self.labels is not None and self.labels > 2:
-            raise ModelUnavailable(f"{onnx_path}: the model outputs {self.labels} values per pair; rerank scores "
-                                   "models with one relevance logit or two ([irrelevant, relevant])")
+        self.labels = checked_labels(onnx_path, width if isinstance(width, int) else None)
 
     @property
     def wants_token_types(self) -> bool:
@@ -136,10 +133,7 @@ class Session:
         try:
             (logits,) = self._session.run([self._output], feed, self._run_options)
         except self._run_errors as exc:
-            rows, width = arrays["input_ids"].shape
-            raise ModelUnavailable(f"onnxruntime failed on a batch of {rows} pairs of up to {width} tokens "
-                                   f"({_first_line(exc)}); if the model cannot take that many tokens, pass a "
-                                   "smaller max_length=N", param="max_length") from exc
+            raise batch_failure("onnxruntime", arrays, _first_line(exc)) from exc
         logits = np.asarray(logits, dtype=np.float32)
         return logits.reshape(len(logits), -1)
 
@@ -216,6 +210,22 @@ def checked_inputs(onnx_path: Path, declared: dict[str, str]) -> tuple[frozenset
     if odd:
         raise ModelUnavailable(f"{onnx_path}: graph inputs must be int64 or int32 tensors ({', '.join(odd)})")
     return names, {name: _INT_TYPES[kind] for name, kind in declared.items()}
+
+
+def checked_labels(onnx_path: Path, labels: int | None) -> int | None:
+    """The label count a graph states (None: symbolic), or ModelUnavailable for more than two."""
+    if labels is not None and labels > 2:
+        raise ModelUnavailable(f"{onnx_path}: the model outputs {labels} values per pair; rerank scores "
+                               "models with one relevance logit or two ([irrelevant, relevant])")
+    return labels
+
+
+def batch_failure(runtime: str, arrays: dict[str, NDArray[np.int64]], reason: str) -> ModelUnavailable:
+    """The error for a batch the runtime could not score, naming its size and the max_length way out."""
+    rows, width = arrays["input_ids"].shape
+    return ModelUnavailable(f"{runtime} failed on a batch of {rows} pairs of up to {width} tokens ({reason}); "
+                            "if the model cannot take that many tokens, pass a smaller max_length=N",
+                            param="max_length")
 
 
 def check_threads(threads: Any) -> None:
