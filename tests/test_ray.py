@@ -315,6 +315,16 @@ def _cluster_processes(marker: str) -> list[int]:
     return found
 
 
+def _blocks_sigterm(pid: int) -> bool:
+    """Whether process `pid` (its main thread) blocks SIGTERM; False once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    blocked = next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:"))
+    return bool(int(blocked, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_stop_signal_stops_the_local_cluster_with_the_documented_code(tmp_path: Path, signum: int,
@@ -329,6 +339,9 @@ def test_a_stop_signal_stops_the_local_cluster_with_the_documented_code(tmp_path
         while len(_cluster_processes(temp)) < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         time.sleep(2)
+        # Ray's processes must not inherit the hold on stop signals kept while the cluster starts: they
+        # would ignore the SIGTERM that stops them and linger after the run.
+        assert [pid for pid in _cluster_processes(temp) if pid != proc.pid and _blocks_sigterm(pid)] == []
         proc.send_signal(signum)
         assert proc.wait(timeout=60) == code, proc.stderr.read() if proc.stderr else ""
         deadline = time.monotonic() + 10

@@ -238,6 +238,22 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
                 _shutdown(ray)
 
 
+# The signal mask a process forked while the cluster starts gets back (empty: none is forked now).
+_CHILD_MASK: list[Any] = []
+
+
+def _open_in_child() -> None:
+    """In a child forked while `_init` holds SIGINT and SIGTERM: the mask from before the hold. Ray starts
+    its processes with a `preexec_fn` (it blocks SIGINT there itself, leaving SIGTERM open), and Python
+    runs at-fork hooks before it."""
+    if _CHILD_MASK and _CHILD_MASK[0] is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, _CHILD_MASK[0])
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_open_in_child)
+
+
 def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
     """`ray.init`, with our SIGTERM handling kept (Ray's would exit 15, not 143) and a local cluster
     stopped again when the start fails or is interrupted (its agents would outlive us)."""
@@ -245,11 +261,14 @@ def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
     masked = hasattr(signal, "pthread_sigmask")
     try:
         # A stop signal waits for the end of the start: interrupted in the middle, Ray cannot stop what it
-        # had started. Raised when unblocked, it meets the shutdown below.
+        # had started. Raised when unblocked, it meets the shutdown below. The cluster's processes must
+        # not inherit the block (they would ignore the SIGTERM that stops them): see _open_in_child.
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if masked else None
+        _CHILD_MASK[:] = [previous]
         try:
             ray.init(**options)
         finally:
+            _CHILD_MASK.clear()
             if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
                 signal.signal(signal.SIGTERM, terminate)
             if previous is not None:
