@@ -69,12 +69,14 @@ def fused_graph(onnx_path: Path, variant: str, out_dir: Path) -> Path:
 
 
 def saved_graph(onnx_path: Path, out_dir: Path) -> Path:
-    """The graph as onnxruntime's extended optimizations leave it: what engine/session.py caches."""
+    """The graph as onnxruntime's extended optimizations leave it, weights beside it: what engine/session.py caches."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(out_dir / "ort-saved.onnx")
+    options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "ort-saved.onnx.data")
+    options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     return out_dir / "ort-saved.onnx"
 

@@ -19,7 +19,7 @@ MODELS = sorted(REFERENCES["models"])
 def test_cached_graph_scores_equal_the_reference(name: str) -> None:
     first = Reranker(FIXTURES / name, activation="none").score_pairs(PAIRS)
     cached = cached_graph(Reranker(FIXTURES / name).files.onnx)
-    assert cached is not None and cached.is_file() and cached.parent == graph_cache_dir()
+    assert cached is not None and cached.is_file() and cached.parent.parent == graph_cache_dir()
     again = Reranker(FIXTURES / name, activation="none").score_pairs(PAIRS)
     np.testing.assert_allclose(again, first, atol=1e-6, rtol=0)
     if REFERENCES["models"][name]["labels"] == 1:
@@ -47,6 +47,7 @@ def test_a_damaged_cache_entry_is_rebuilt() -> None:
     scores = Reranker(BERT, activation="none").score_pairs(PAIRS)
     np.testing.assert_allclose(scores, reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
     assert cached.stat().st_size > 1000  # written again from the model
+    assert cached.with_name(cached.name + ".data").is_file()
 
 
 def test_an_unwritable_cache_only_costs_the_saving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -71,5 +72,33 @@ def test_a_rebuilt_entry_replaces_the_stale_one(model_copy) -> None:
     os.utime(onnx, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     Reranker(model)
     new = cached_graph(onnx)
-    assert new is not None and new.is_file() and old is not None and not old.is_file()
-    assert len(list(graph_cache_dir().glob("*.onnx"))) == 1
+    assert new is not None and new.is_file() and old is not None and not old.parent.exists()
+    assert list(graph_cache_dir().iterdir()) == [new.parent]
+
+
+def test_an_entry_keeps_the_weights_beside_the_graph_and_replaces_a_single_file_entry(model_copy) -> None:
+    model = model_copy(BERT)
+    onnx = model / "onnx" / "model.onnx"
+    cached = cached_graph(onnx)
+    assert cached is not None
+    old_style = cached.parent.with_name(cached.parent.name.rsplit("-", 1)[0] + "-0123456789ab.onnx")
+    old_style.parent.mkdir(parents=True)
+    old_style.write_bytes(b"a rerank 0.2 pre-release entry")
+    scores = Reranker(model, activation="none").score_pairs(PAIRS)
+    np.testing.assert_allclose(scores, reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
+    weights = cached.with_name(cached.name + ".data")
+    assert weights.stat().st_size > onnx.stat().st_size / 2 > cached.stat().st_size  # weights moved out
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name, weights.name]
+    assert list(graph_cache_dir().iterdir()) == [cached.parent]  # the old single file is gone
+
+
+def test_a_cache_entry_from_another_process_is_used_not_replaced(model_copy) -> None:
+    model = model_copy(BERT)
+    onnx = model / "onnx" / "model.onnx"
+    Reranker(model)
+    cached = cached_graph(onnx)
+    assert cached is not None
+    written = cached.stat().st_mtime_ns
+    Reranker(model, activation="none").score_pairs(PAIRS)
+    assert cached.stat().st_mtime_ns == written
+    assert not [p for p in graph_cache_dir().iterdir() if p.name.endswith(".tmp")]

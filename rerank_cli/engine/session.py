@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -282,7 +283,12 @@ def graph_cache_dir() -> Path:
 
 def cached_graph(onnx_path: Path) -> Path | None:
     """The path of `onnx_path`'s optimized graph in the cache, keyed by the file's identity (path, size,
-    modification time) and the onnxruntime version; None for graphs too large to copy."""
+    modification time) and the onnxruntime version; None for graphs too large to copy.
+
+    Each entry is a folder of two files: the graph, and its weights as external data beside it, which
+    onnxruntime maps into memory instead of parsing them out of the graph (measured on MiniLM-L6: session
+    creation 0.06 s instead of 0.19 s, 98 MB resident after it instead of 172 MB).
+    """
     import hashlib
 
     import onnxruntime
@@ -296,53 +302,75 @@ def cached_graph(onnx_path: Path) -> Path | None:
     where = str(onnx_path.resolve())
     identity = f"{where}|{stat.st_size}|{stat.st_mtime_ns}|{onnxruntime.__version__}"
     digest = hashlib.sha256
-    return graph_cache_dir() / f"{onnx_path.stem}-{digest(where.encode()).hexdigest()[:12]}-" \
-                               f"{digest(identity.encode()).hexdigest()[:12]}.onnx"
+    entry = f"{onnx_path.stem}-{digest(where.encode()).hexdigest()[:12]}-{digest(identity.encode()).hexdigest()[:12]}"
+    return graph_cache_dir() / entry / _GRAPH
+
+
+# The names inside a cache entry: the graph, and the weights it names as its external data.
+_GRAPH = "model.onnx"
+_WEIGHTS = "model.onnx.data"
 
 
 def _cached_session(onnx_path: Path, options: Any, providers: list[str], errors: tuple[type[Exception], ...]) -> Any:
     """A CPU session from the graph as onnxruntime's extended optimizations left it, saved on first load.
 
-    Loading the saved graph skips the fusion passes (measured: session creation ~15% shorter). It is
+    Loading the saved graph skips the fusion passes and maps the weights from their own file. It is
     saved at the extended level, which has no layout changes specific to this CPU, and the full level
     still runs on it at load. Any failure to write the cache only means the next load optimizes again.
     """
     import onnxruntime
 
     cached = cached_graph(onnx_path)
-    if cached is not None and cached.is_file():
+    for _ in range(2 if cached is not None else 0):  # a damaged entry is rebuilt once
+        assert cached is not None
+        if not cached.is_file():
+            _save_optimized(onnx_path, cached, options, providers, errors)
+        if not cached.is_file():
+            break
         try:
             return onnxruntime.InferenceSession(str(cached), options, providers=providers)
-        except errors:  # a damaged cache entry: rebuild it from the model below
-            cached.unlink(missing_ok=True)
-    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
-    if cached is not None:
-        _save_optimized(onnx_path, cached, options, providers, errors)
-    return session
+        except errors:
+            shutil.rmtree(cached.parent, ignore_errors=True)
+    return onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
 
 
 def _save_optimized(onnx_path: Path, cached: Path, options: Any, providers: list[str],
                     errors: tuple[type[Exception], ...]) -> None:
+    """Write the cache entry for `onnx_path`: built in a folder of its own, then renamed into place, so a
+    concurrent load sees a whole entry or none; older entries of the same model file are removed."""
     import onnxruntime
 
-    saving = onnxruntime.SessionOptions()
-    saving.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    saving.log_severity_level = options.log_severity_level
-    saving.intra_op_num_threads = 1
-    partial = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
+    entry = cached.parent
+    partial = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
     failures: tuple[type[Exception], ...] = (OSError, *errors)
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        saving.optimized_model_filepath = str(partial)
+        partial.mkdir(parents=True)
+        saving = onnxruntime.SessionOptions()
+        saving.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        saving.log_severity_level = options.log_severity_level
+        saving.intra_op_num_threads = 1
+        saving.optimized_model_filepath = str(partial / _GRAPH)
+        saving.add_session_config_entry("session.optimized_model_external_initializers_file_name", _WEIGHTS)
+        saving.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         onnxruntime.InferenceSession(str(onnx_path), saving, providers=providers)
-        os.replace(partial, cached)  # atomic: a concurrent load sees the whole file or none
-        # Older copies of the same model file (changed since, or another onnxruntime) are never loaded again.
-        for stale in cached.parent.glob(glob.escape(cached.name.rsplit("-", 1)[0]) + "-*.onnx"):
-            if stale != cached:
-                stale.unlink(missing_ok=True)
-    except failures:  # a cache that cannot be written: the next load optimizes again
-        if partial.parent.is_dir():
-            partial.unlink(missing_ok=True)
+        if not (partial / _GRAPH).is_file():
+            return
+        try:
+            os.rename(partial, entry)
+        except OSError:  # another process saved it first: keep theirs
+            if not cached.is_file():
+                raise
+        # Older entries of the same model file (changed since, or another onnxruntime) are never loaded
+        # again; so are the single-file entries of rerank 0.2 pre-releases.
+        for stale in entry.parent.glob(glob.escape(entry.name.rsplit("-", 1)[0]) + "-*"):
+            if stale.is_dir() and stale != entry:
+                shutil.rmtree(stale)
+            elif stale.is_file():
+                stale.unlink()
+    except failures:  # a cache that cannot be written: this load and the next optimize again
+        pass
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:
