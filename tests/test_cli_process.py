@@ -31,6 +31,18 @@ def test_help_runs_without_heavy_imports() -> None:
     assert not imported.intersection(HEAVY)
 
 
+def test_scoring_into_pipes_does_not_load_rich(tmp_path: Path) -> None:
+    # No terminal on stderr: no progress bar can be drawn, so rich (~20 ms of imports) stays unloaded.
+    docs = tmp_path / "d.txt"
+    docs.write_text("a cat purrs\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")}
+    out = subprocess.run([*RERANK[:1], "-X", "importtime", "-m", "rerank_cli", "rerank", "-q", "cats", "-m", str(BERT),
+                          str(docs)], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and json.loads(out.stdout)["rank"] == 1
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert "onnxruntime" in imported and "rich" not in imported
+
+
 def test_shell_pipeline_into_another_process(tmp_path: Path) -> None:
     # A real pipe: stdout is not a TTY, so auto format must be JSONL and parse line by line downstream.
     docs = tmp_path / "d.txt"
