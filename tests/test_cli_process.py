@@ -118,3 +118,25 @@ def test_every_input_and_output_format_through_a_pipe(in_format: str, out_format
         return
     assert sorted(str(r["text"]) for r in rows) == ["Paris is the capital.", "bare string"]
     assert [int(r["rank"]) for r in rows] == [1, 2]
+
+
+def test_a_stop_signal_behind_a_library_error_keeps_its_exit_code() -> None:
+    # onnxruntime turns a Ctrl-C during its import into `ImportError: initialization failed`, chained
+    # from the KeyboardInterrupt: that is an interrupted run (130), not a bug with a traceback.
+    from rerank_cli.cli.app import _stop_code
+    from rerank_cli.errors import Terminated
+
+    def chained(signal: BaseException, implicit: bool) -> ImportError:
+        try:
+            try:
+                raise signal
+            except BaseException as exc:
+                if implicit:
+                    raise ImportError("initialization failed")  # noqa: B904 (as the library does)
+                raise ImportError("initialization failed") from exc
+        except ImportError as err:
+            return err
+
+    assert _stop_code(chained(KeyboardInterrupt(), implicit=False)) == 130
+    assert _stop_code(chained(Terminated(), implicit=True)) == 143
+    assert _stop_code(chained(ValueError("a bug"), implicit=False)) is None

@@ -261,7 +261,24 @@ def main() -> NoReturn:
         code = 130
     except Terminated:
         code = 143
-    except Exception:  # a bug: it keeps its traceback
-        traceback.print_exc()
-        code = 1
+    except Exception as exc:
+        stopped = _stop_code(exc)
+        if stopped is None:  # a bug: it keeps its traceback
+            traceback.print_exc()
+        code = 1 if stopped is None else stopped
     _leave(code)
+
+
+def _stop_code(exc: BaseException) -> int | None:
+    """130 or 143 when a stop signal lies behind `exc` (a library that turns a Ctrl-C during its own
+    import into an ImportError: onnxruntime does), else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, KeyboardInterrupt):
+            return 130
+        if isinstance(cause, Terminated):
+            return 143
+        cause = cause.__cause__ or cause.__context__
+    return None
