@@ -253,7 +253,7 @@ def parse_row(text: str) -> tuple[str, list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-queries", type=int, default=0, help="train queries drawn (0: all)")
-    parser.add_argument("--test-queries", type=int, default=200)
+    parser.add_argument("--test-queries", type=int, default=0, help="held-out test queries drawn (0: all)")
     parser.add_argument("--negatives", type=int, default=3, help="BM25 negatives per train query")
     parser.add_argument("--mine-depth", type=int, default=20, help="negatives are drawn from BM25's top N")
     parser.add_argument("--loss", choices=("bce", "listwise"), default="bce")
@@ -291,7 +291,7 @@ def main() -> int:
     split = {name: [i for i, (t, _, _) in enumerate(pairs) if split_of(t) == name] for name in ("test", "dev", "train")}
     if not args.dev:
         split["train"] = sorted(split["train"] + split.pop("dev"))
-    test_ids = sorted(rng.sample(split["test"], min(args.test_queries, len(split["test"]))))
+    test_ids = sorted(rng.sample(split["test"], min(args.test_queries or len(split["test"]), len(split["test"]))))
     train_ids = split["train"]
     if args.train_queries:
         train_ids = sorted(rng.sample(train_ids, min(args.train_queries, len(train_ids))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,21 @@ def test_cli_and_enum_module_do_not_import_openvino() -> None:
 def test_an_unknown_provider_lists_openvino_among_the_choices() -> None:
     with pytest.raises(UsageError, match=r"'bogus' is not available .*available: .*cpu.*openvino"):
         Reranker.from_dir(BERT, provider="bogus")
+
+
+@needs_openvino
+def test_openvino_sends_no_telemetry(tmp_path: Path) -> None:
+    # `import openvino` sends a usage event through openvino-telemetry, from a forked process that writes
+    # ~/intel/ (its client id and counters) and can outlive the run holding its stderr; CI=true turns it
+    # off, so the variables that do are removed here.
+    home = tmp_path / "user-home"
+    home.mkdir()
+    docs = tmp_path / "d.txt"
+    docs.write_text("a cat purrs\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env.update(HOME=str(home), RERANK_HOME=str(tmp_path / "rerank-home"))
+    out = subprocess.run([sys.executable, "-m", "rerank_cli", "score", "-q", "cats", "-m", str(BERT), str(docs),
+                          "--provider", "openvino"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "score" in json.loads(out.stdout)
+    assert not (home / "intel").exists()

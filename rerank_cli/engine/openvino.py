@@ -8,6 +8,7 @@ included, and keeps its shapes dynamic, so length-sorted batches of any width ru
 from __future__ import annotations
 
 import os
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,11 +131,26 @@ def _labels(shape: Any) -> int | None:
 
 
 def _import() -> Any:
+    """`import openvino` without its telemetry.
+
+    Importing openvino imports its converter, which sends a usage event to Google Analytics through
+    openvino-telemetry unless `~/intel/openvino_telemetry` opts out or CI=true; it does so from a forked
+    process that can outlive rerank holding its stderr (measured: a child deadlocked in getaddrinfo with
+    no network, and a pipeline reading rerank's stderr hung). With the module hidden, openvino's own
+    fallback, a stub that sends nothing, is used. The entry is removed again, so code of the caller's
+    that imports openvino_telemetry later still can.
+    """
+    hidden = "openvino_telemetry" not in sys.modules
+    if hidden:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # importing it raises ImportError
     try:
         import openvino
     except ImportError as exc:
         raise UsageError(f"provider 'openvino' needs OpenVINO: {INSTALL_HINT} (or an onnxruntime build with "
                          "its OpenVINO provider, onnxruntime-openvino)", param="provider") from exc
+    finally:
+        if hidden and "openvino_telemetry" in sys.modules and sys.modules["openvino_telemetry"] is None:
+            del sys.modules["openvino_telemetry"]
     return openvino
 
 
