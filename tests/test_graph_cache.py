@@ -88,7 +88,7 @@ def test_an_entry_keeps_the_weights_beside_the_graph_and_replaces_a_single_file_
     np.testing.assert_allclose(scores, reference_scores("tiny-bert"), atol=TOLERANCE, rtol=0)
     weights = cached.with_name(cached.name + ".data")
     assert weights.stat().st_size > onnx.stat().st_size / 2 > cached.stat().st_size  # weights moved out
-    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name, weights.name]
+    assert sorted(p.name for p in cached.parent.iterdir()) == [cached.name, weights.name, "source.txt"]
     assert list(graph_cache_dir().iterdir()) == [cached.parent]  # the old single file is gone
 
 
@@ -102,3 +102,23 @@ def test_a_cache_entry_from_another_process_is_used_not_replaced(model_copy) -> 
     Reranker(model, activation="none").score_pairs(PAIRS)
     assert cached.stat().st_mtime_ns == written
     assert not [p for p in graph_cache_dir().iterdir() if p.name.endswith(".tmp")]
+
+
+def test_entries_of_deleted_model_files_are_pruned_and_others_kept(tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import XLMR
+
+    gone, kept, new = (tmp_path / name for name in ("gone", "kept", "new"))
+    for target, source in ((gone, BERT), (kept, XLMR), (new, BERT)):
+        shutil.copytree(source, target)
+    Reranker(gone)
+    Reranker(kept)
+    entries = {name: cached_graph(path / "onnx" / "model.onnx") for name, path in (("gone", gone), ("kept", kept))}
+    assert all(e is not None and e.is_file() for e in entries.values())
+    assert (entries["gone"].parent / "source.txt").read_text().strip() == str((gone / "onnx" / "model.onnx").resolve())
+    shutil.rmtree(gone)  # a model deleted (or a temporary directory removed) after its first load
+    Reranker(new)  # any entry saved prunes the cache
+    assert not entries["gone"].parent.exists()
+    assert entries["kept"].is_file()
+    assert len(list(graph_cache_dir().iterdir())) == 2

@@ -6,7 +6,6 @@ XLM-RoBERTa exports have no such input and onnxruntime rejects unknown inputs.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 from pathlib import Path
@@ -309,6 +308,7 @@ def cached_graph(onnx_path: Path) -> Path | None:
 # The names inside a cache entry: the graph, and the weights it names as its external data.
 _GRAPH = "model.onnx"
 _WEIGHTS = "model.onnx.data"
+_SOURCE = "source.txt"  # the model file the entry was made from (entries of deleted models are pruned)
 
 
 def _cached_session(onnx_path: Path, options: Any, providers: list[str], errors: tuple[type[Exception], ...]) -> Any:
@@ -355,22 +355,36 @@ def _save_optimized(onnx_path: Path, cached: Path, options: Any, providers: list
         onnxruntime.InferenceSession(str(onnx_path), saving, providers=providers)
         if not (partial / _GRAPH).is_file():
             return
+        (partial / _SOURCE).write_text(str(onnx_path.resolve()) + "\n", encoding="utf-8")
         try:
             os.rename(partial, entry)
         except OSError:  # another process saved it first: keep theirs
             if not cached.is_file():
                 raise
-        # Older entries of the same model file (changed since, or another onnxruntime) are never loaded
-        # again; so are the single-file entries of rerank 0.2 pre-releases.
-        for stale in entry.parent.glob(glob.escape(entry.name.rsplit("-", 1)[0]) + "-*"):
-            if stale.is_dir() and stale != entry:
-                shutil.rmtree(stale)
-            elif stale.is_file():
-                stale.unlink()
+        _prune(entry)
     except failures:  # a cache that cannot be written: this load and the next optimize again
         pass
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _prune(entry: Path) -> None:
+    """Remove the entries that will never be loaded again: older ones of the same model file (changed
+    since, or made by another onnxruntime), the single-file entries of rerank 0.2 pre-releases, and
+    entries whose model file is gone (a deleted model, a moved folder, a temporary directory)."""
+    same_model = entry.name.rsplit("-", 1)[0] + "-"
+    for other in entry.parent.iterdir():
+        if other == entry or other.name.startswith("."):  # another process's entry being built
+            continue
+        if other.is_file() and other.name.startswith(same_model):
+            other.unlink()
+        elif other.is_dir():
+            try:
+                source = (other / _SOURCE).read_text(encoding="utf-8").strip()
+            except OSError:  # no source recorded: only the entries of this model can be judged
+                source = None
+            if other.name.startswith(same_model) or (source and not Path(source).exists()):
+                shutil.rmtree(other, ignore_errors=True)
 
 
 def _first_line(exc: BaseException) -> str:
