@@ -19,9 +19,10 @@ import re
 import signal
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,22 +215,24 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
     with warnings.catch_warnings(), _native_stderr(hidden=not debug):
         if not debug:
             warnings.simplefilter("ignore")
-        if not ray.is_initialized():
-            options: dict[str, Any] = {"logging_level": level, "log_to_driver": debug}
-            if address:
-                _check_reachable(address)
-                options["address"] = address
-            else:
-                options.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
-                               object_store_memory=LOCAL_OBJECT_STORE)
-            _init(ray, options, address)
-            started = True
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(level)
-        context = ray.data.DataContext.get_current()
-        context.execution_options.preserve_order = True  # answers come back in input order
-        context.enable_progress_bars = debug
+        # Once the start begins, every way out stops the local cluster: a stop signal can come at any
+        # moment (the first use of ray.data imports for a second or more); stopping twice is harmless.
         try:
+            if not ray.is_initialized():
+                options: dict[str, Any] = {"logging_level": level, "log_to_driver": debug}
+                if address:
+                    _check_reachable(address)
+                    options["address"] = address
+                else:
+                    options.update(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False,
+                                   object_store_memory=LOCAL_OBJECT_STORE)
+                started = True
+                _init(ray, options, address)
+            for name in ("ray", "ray.data"):
+                logging.getLogger(name).setLevel(level)
+            context = ray.data.DataContext.get_current()
+            context.execution_options.preserve_order = True  # answers come back in input order
+            context.enable_progress_bars = debug
             yield ray
         except ray.exceptions.RayError as exc:
             raise ServiceUnavailable(f"the Ray job failed: {_first_line(exc)}") from exc
@@ -281,15 +284,89 @@ def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
 
 
 def _shutdown(ray: Any) -> None:
-    """`ray.shutdown`, which stops a local cluster's processes, safe from Ctrl-C and SIGTERM (they wait)."""
+    """`ray.shutdown`, which stops a local cluster's processes, safe from Ctrl-C and SIGTERM (they wait).
+
+    Ray stops the processes it started itself, but the agents the raylet started exit on their own only
+    once they notice it is gone, after reporting to a GCS that may be gone too: measured, sometimes more
+    than 10 s after rerank had exited. Those of our local cluster still running after the shutdown
+    are stopped here (SIGTERM, then SIGKILL after 2 s).
+    """
     masked = hasattr(signal, "pthread_sigmask")
     if masked:
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
+        ours = _local_cluster(ray)
         ray.shutdown()
+        _stop(ours)
     finally:
         if masked:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _local_cluster(ray: Any) -> list[tuple[int, str]]:
+    """(pid, start time) of the Ray processes this process started (Linux; elsewhere none): its
+    descendants whose command line names the Ray session's folder or that Ray renamed `ray::...`.
+    Taken before the shutdown, while the raylet still parents its agents and workers."""
+    try:
+        session = str(ray._private.worker._global_node.get_session_dir_path())
+    except Exception:  # no node (a failed start) or another Ray: leave the cleanup to Ray
+        return []
+    found = []
+    for pid, start in _descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if session in command or command.startswith("ray::"):
+            found.append((pid, start))
+    return found
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every descendant of `root`, read from /proc; empty where there is none."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    try:
+        entries = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return []
+    for name in entries:
+        stat = _stat(int(name))
+        if stat is not None:
+            children.setdefault(int(stat[1]), []).append((int(name), stat[19]))
+    found, todo = [], [root]
+    while todo:
+        for pid, start in children.get(todo.pop(), []):
+            found.append((pid, start))
+            todo.append(pid)
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ..., start time at 19)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            return file.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _stop(processes: list[tuple[int, str]]) -> None:
+    """SIGTERM the processes still running (the same pid and start time, not a zombie), then SIGKILL
+    those left after 2 s."""
+    def running(pid: int, start: str) -> bool:
+        stat = _stat(pid)
+        return stat is not None and stat[19] == start and stat[0] != "Z"
+
+    left = [p for p in processes if running(*p)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid, _ in left:
+            with suppress(OSError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 2
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = [p for p in left if running(*p)]
 
 
 @contextmanager
