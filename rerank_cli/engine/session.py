@@ -321,16 +321,16 @@ def _cached_session(onnx_path: Path, options: Any, providers: list[str], errors:
     import onnxruntime
 
     cached = cached_graph(onnx_path)
-    for _ in range(2 if cached is not None else 0):  # a damaged entry is rebuilt once
-        assert cached is not None
-        if not cached.is_file():
-            _save_optimized(onnx_path, cached, options, providers, errors)
-        if not cached.is_file():
-            break
-        try:
-            return onnxruntime.InferenceSession(str(cached), options, providers=providers)
-        except errors:
-            shutil.rmtree(cached.parent, ignore_errors=True)
+    if cached is not None:
+        for _ in range(2):  # a damaged entry is rebuilt once
+            if not cached.is_file():
+                _save_optimized(onnx_path, cached, options, providers, errors)
+                if not cached.is_file():  # the cache cannot be written
+                    break
+            try:
+                return onnxruntime.InferenceSession(str(cached), options, providers=providers)
+            except errors:
+                shutil.rmtree(cached.parent, ignore_errors=True)
     return onnxruntime.InferenceSession(str(onnx_path), options, providers=providers)
 
 

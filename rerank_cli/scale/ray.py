@@ -215,8 +215,8 @@ def connected(address: str | None, debug: bool = False) -> Iterator[Any]:
     with warnings.catch_warnings(), _native_stderr(hidden=not debug):
         if not debug:
             warnings.simplefilter("ignore")
-        # Once the start begins, every way out stops the local cluster: a stop signal can come at any
-        # moment (the first use of ray.data imports for a second or more); stopping twice is harmless.
+        # Once the start begins, every way out stops the local cluster: a failed or interrupted start,
+        # and a stop signal at any later moment (the first use of ray.data imports for a second or more).
         try:
             if not ray.is_initialized():
                 options: dict[str, Any] = {"logging_level": level, "log_to_driver": debug}
@@ -258,29 +258,25 @@ if hasattr(os, "register_at_fork"):
 
 
 def _init(ray: Any, options: dict[str, Any], address: str | None) -> None:
-    """`ray.init`, with our SIGTERM handling kept (Ray's would exit 15, not 143) and a local cluster
-    stopped again when the start fails or is interrupted (its agents would outlive us)."""
+    """`ray.init`, with our SIGTERM handling kept (Ray's would exit 15, not 143). When it fails or is
+    interrupted, the caller (`connected`) stops what it had started: its agents would outlive us."""
     terminate = signal.getsignal(signal.SIGTERM)
+    # A stop signal waits for the end of the start: interrupted in the middle, Ray cannot stop what it
+    # had started. Raised when unblocked, it meets the caller's shutdown. The cluster's processes must
+    # not inherit the block (they would ignore the SIGTERM that stops them): see _open_in_child.
     masked = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if masked else None
+    _CHILD_MASK[:] = [previous]
     try:
-        # A stop signal waits for the end of the start: interrupted in the middle, Ray cannot stop what it
-        # had started. Raised when unblocked, it meets the shutdown below. The cluster's processes must
-        # not inherit the block (they would ignore the SIGTERM that stops them): see _open_in_child.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if masked else None
-        _CHILD_MASK[:] = [previous]
-        try:
-            ray.init(**options)
-        finally:
-            _CHILD_MASK.clear()
-            if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
-                signal.signal(signal.SIGTERM, terminate)
-            if previous is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    except BaseException as exc:
-        _shutdown(ray)
-        if isinstance(exc, (ConnectionError, RuntimeError, ValueError)):
-            raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
-        raise
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ServiceUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from exc
+    finally:
+        _CHILD_MASK.clear()
+        if terminate is not None and signal.getsignal(signal.SIGTERM) is not terminate:
+            signal.signal(signal.SIGTERM, terminate)
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _shutdown(ray: Any) -> None:
